@@ -1,0 +1,81 @@
+"""Serializer fields for the API's money shape: {"amount": "12.34", "currency": "EUR"}."""
+
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field, inline_serializer
+from rest_framework import serializers
+
+from loyalty import errors
+from loyalty.money import money_dict
+
+MAX_AMOUNT = Decimal("999999999999")
+
+MONEY_SCHEMA = inline_serializer(
+    "Money",
+    fields={
+        "amount": serializers.CharField(help_text='Decimal string, e.g. "12.34"'),
+        "currency": serializers.CharField(help_text="ISO 4217 code"),
+    },
+)
+
+
+def currency_validate(value: str) -> str:
+    code = str(value).strip().upper()
+    if code not in settings.CURRENCIES:
+        raise errors.UnknownCurrency(
+            f"{value!r} is not a known currency code",
+            errors=[{"field": "currency", "message": "unknown currency", "code": "unknown_currency"}],
+        )
+    return code
+
+
+class CurrencyField(serializers.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 3)
+        kwargs.setdefault("min_length", 3)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        return currency_validate(super().to_internal_value(data))
+
+
+@extend_schema_field(MONEY_SCHEMA)
+class MoneyField(serializers.Field):
+    """Money in and out. In, it also accepts a bare decimal string in the enclosing currency.
+    -> (Decimal amount, currency or None)."""
+
+    default_error_messages = {
+        "invalid": 'Expected {"amount": "12.34", "currency": "EUR"} or a decimal string.',
+        "negative": "Must not be negative.",
+        "not_positive": "Must be greater than zero.",
+        "too_large": "Too large.",
+    }
+
+    def __init__(self, *, positive: bool = False, **kwargs):
+        self.positive = positive
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        currency = None
+        if isinstance(data, dict):
+            currency = currency_validate(data.get("currency", "")) if data.get("currency") else None
+            data = data.get("amount")
+        if isinstance(data, bool) or not isinstance(data, str | int | float):
+            self.fail("invalid")
+        try:
+            amount = Decimal(str(data))
+        except InvalidOperation:
+            self.fail("invalid")
+        if not amount.is_finite():
+            self.fail("invalid")
+        if amount < 0:
+            self.fail("negative")
+        if self.positive and amount == 0:
+            self.fail("not_positive")
+        if amount > MAX_AMOUNT:
+            self.fail("too_large")
+        return amount, currency
+
+    def to_representation(self, value):
+        return money_dict(value)

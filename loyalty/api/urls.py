@@ -1,0 +1,20 @@
+from django.urls import path
+
+from loyalty.api import events, members, orders, redemptions, rewards
+
+urlpatterns = [
+    path("members/", members.MemberListApi.as_view()),
+    path("members/<str:member>/", members.MemberDetailApi.as_view()),
+    path("members/<str:member>/transactions/", members.MemberTransactionsApi.as_view()),
+    path("orders/", orders.OrderListApi.as_view()),
+    path("orders/quote/", orders.OrderQuoteApi.as_view()),
+    path("orders/<str:external_id>/", orders.OrderDetailApi.as_view()),
+    path("orders/<str:external_id>/refunds/", orders.OrderRefundApi.as_view()),
+    path("orders/<str:external_id>/cancel/", orders.OrderCancelApi.as_view()),
+    path("redemptions/", redemptions.RedemptionListApi.as_view()),
+    path("redemptions/<int:pk>/capture/", redemptions.RedemptionCaptureApi.as_view()),
+    path("redemptions/<int:pk>/void/", redemptions.RedemptionVoidApi.as_view()),
+    path("rewards/", rewards.RewardListApi.as_view()),
+    path("rewards/<int:pk>/claim/", rewards.RewardClaimApi.as_view()),
+    path("events/", events.EventListApi.as_view()),
+]

@@ -1,0 +1,149 @@
+"""The demo program (`seed_demo`): Beauty Rewards, Sephora-like, exactly as
+../shared/design/demo-program.md describes it. Every value is data staff can change in admin."""
+
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from djmoney.money import Money
+
+from loyalty.models import (
+    EarnRule,
+    EarnRuleKind,
+    ExpiryPolicy,
+    LimitPeriod,
+    Program,
+    RefundPolicy,
+    Reward,
+    RewardKind,
+)
+from loyalty.services.programs import program_create
+from tiers.models import Tier
+
+CODE = "demo"
+FX_TO_USD = {
+    "USD": Decimal("1"),
+    "EUR": Decimal("1.08"),
+    "GBP": Decimal("1.27"),
+    "CAD": Decimal("0.73"),
+    "PLN": Decimal("0.25"),
+    "JPY": Decimal("0.0067"),
+}
+TIERS = [  # code, name, rank, threshold USD, earn multiplier, birthday points, perks
+    ("insider", "Insider", 0, "0", "1", 0, "Birthday gift; free samples with every order."),
+    ("vib", "VIB", 1, "350", "1.25", 250, "1.25 points per dollar; birthday gift or 250 points; seasonal savings."),
+    (
+        "rouge",
+        "Rouge",
+        2,
+        "1000",
+        "1.5",
+        250,
+        "1.5 points per dollar; birthday gift or 250 points; Rouge Rewards; first access to launches.",
+    ),
+]
+SPRING_SAVINGS = {"insider": "2", "vib": "3", "rouge": "4"}
+
+
+def _utc(year, month, day):
+    return datetime(year, month, day, tzinfo=ZoneInfo("UTC"))
+
+
+@transaction.atomic
+def demo_program_seed(*, year: int) -> Program:
+    """Create the demo program, or return it unchanged if it exists."""
+    existing = Program.objects.filter(code=CODE).first()
+    if existing:
+        return existing
+    program = program_create(
+        code=CODE,
+        name="Beauty Rewards",
+        base_currency="USD",
+        timezone="UTC",
+        pending_days=30,
+        expiry_policy=ExpiryPolicy.INACTIVITY,
+        expiry_months=18,
+        refund_policy=RefundPolicy.WITHIN_BALANCE,
+        point_code="PTS",
+        point_name="Beauty Points",
+        unit_value=Decimal("0.02"),
+        fx_rates=FX_TO_USD,
+    )
+    asset = program.primary_asset
+    asset.redeem_min, asset.redeem_step, asset.redeem_min_order = 500, 500, Decimal("10")
+    asset.save()
+    tiers = {}
+    for code, name, rank, threshold, multiplier, birthday, perks in TIERS:
+        tiers[code] = Tier.objects.create(
+            program=program,
+            code=code,
+            name=name,
+            rank=rank,
+            threshold=Money(threshold, "USD"),
+            earn_multiplier=Decimal(multiplier),
+            birthday_points=birthday,
+            perks=perks,
+        )
+    EarnRule.objects.create(program=program, name="1 point per dollar", kind=EarnRuleKind.BASE_RATE, rate=1)
+    EarnRule.objects.create(
+        program=program,
+        name="Skincare bonus",
+        kind=EarnRuleKind.CATEGORY_BONUS,
+        category="skincare",
+        rate=2,
+        starts_at=_utc(year, 5, 1),
+        ends_at=_utc(year, 6, 1),
+    )
+    for code, multiplier in SPRING_SAVINGS.items():
+        EarnRule.objects.create(
+            program=program,
+            name=f"Spring Savings Event ({tiers[code].name})",
+            kind=EarnRuleKind.PROMOTION,
+            tier=tiers[code],
+            multiplier=Decimal(multiplier),
+            starts_at=_utc(year, 4, 1),
+            ends_at=_utc(year, 4, 11),
+        )
+    Reward.objects.create(
+        program=program,
+        name="Deluxe sample",
+        kind=RewardKind.PRODUCT,
+        asset=asset,
+        cost=100,
+        stock=1000,
+        coupon_prefix="SAMPLE",
+    )
+    Reward.objects.create(
+        program=program,
+        name="$10 off",
+        kind=RewardKind.DISCOUNT,
+        asset=asset,
+        cost=500,
+        value=Money("10", "USD"),
+        coupon_prefix="TEN",
+    )
+    Reward.objects.create(
+        program=program,
+        name="Rouge Reward: $100 off",
+        kind=RewardKind.DISCOUNT,
+        asset=asset,
+        cost=2500,
+        value=Money("100", "USD"),
+        min_tier=tiers["rouge"],
+        limit_per_member=1,
+        limit_period=LimitPeriod.MONTH,
+        coupon_prefix="ROUGE",
+    )
+    Reward.objects.create(
+        program=program,
+        name="Birthday gift",
+        kind=RewardKind.BIRTHDAY_GIFT,
+        asset=asset,
+        cost=0,
+        limit_per_member=1,
+        limit_period=LimitPeriod.YEAR,
+        coupon_prefix="BDAY",
+        active=True,
+    )
+    return program

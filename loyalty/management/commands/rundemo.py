@@ -1,0 +1,41 @@
+import os
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from loyalty.models import Program
+from loyalty.services.access import api_key_create
+
+
+class Command(BaseCommand):
+    help = "Migrate, seed the demo program, create an admin and an API key, and serve on 127.0.0.1:8000."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--members", type=int, default=50, help="Synthetic members on first run")
+        parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument("--no-serve", action="store_true", help="Set everything up, do not start the server")
+
+    def handle(self, *args, members, addrport, no_serve, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        first_run = not Program.objects.filter(code="demo").exists()
+        call_command("seed_demo", members=members if first_run else 0)
+        User = get_user_model()
+        password = os.environ.get("DEMO_ADMIN_PASSWORD") or secrets.token_urlsafe(9)
+        admin, _ = User.objects.get_or_create(username="admin", defaults={"email": "admin@example.com"})
+        admin.is_staff = admin.is_superuser = True
+        admin.set_password(password)
+        admin.save()
+        _, key = api_key_create(program=Program.objects.get(code="demo"), name="demo checkout")
+        host = addrport if ":" in addrport else f"127.0.0.1:{addrport}"
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\n  Admin:    http://{host}/admin/   login: admin   password: {password}"
+                f"\n  API docs: http://{host}/api/docs/"
+                f"\n  API key:  {key}"
+                f"\n  Try:      curl -H 'Authorization: Bearer {key}' http://{host}/api/v1/members/demo-000001/\n"
+            )
+        )
+        if not no_serve:
+            call_command("runserver", addrport, use_reloader=False)

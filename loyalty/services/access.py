@@ -1,0 +1,27 @@
+"""API keys: created with the secret shown once, revoked, never edited."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from loyalty.models import ALL_SCOPES, ApiKey, Program
+
+
+@transaction.atomic
+def api_key_create(*, program: Program, name: str, scopes: list[str] | None = None) -> tuple[ApiKey, str]:
+    """-> (key, raw secret). Only the hash is stored: show the raw secret to the caller once."""
+    raw, prefix, hashed = ApiKey.generate()
+    key = ApiKey.objects.create(
+        program=program,
+        name=name,
+        prefix=prefix,
+        hashed=hashed,
+        scopes=list(scopes if scopes is not None else ALL_SCOPES),
+    )
+    return key, raw
+
+
+def api_key_revoke(*, key: ApiKey) -> ApiKey:
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    return key

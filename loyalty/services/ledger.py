@@ -1,0 +1,296 @@
+"""The one writer of the ledger: a unit of work called a Book.
+
+A service opens a Book inside its database transaction after locking the members it touches
+(loyalty.services.locks), posts transactions and lot changes on it, and calls `commit()` last.
+Nothing is written until then; `commit()` writes transactions, lots, lot movements, balances,
+entries and events in a fixed order:
+
+- member accounts are protected by the member's row lock, so their balances are known exactly and
+  checked as legs are posted (pending and held never go below zero, available only where a
+  clawback is allowed to overdraw);
+- system accounts (issued, redeemed, ...) are sharded by member id and updated with one
+  `UPDATE ... SET balance = balance + x ... RETURNING` each, in a fixed order (asset, kind, shard),
+  as late as possible, so concurrent postings for different members neither deadlock nor queue on
+  one hot row;
+- every entry gets the balance after it, and the legs of every transaction sum to zero per asset.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+
+from loyalty.errors import InsufficientPoints
+from loyalty.models import (
+    Account,
+    AccountKind,
+    Asset,
+    Entry,
+    Event,
+    Lot,
+    LotMovement,
+    LotState,
+    Member,
+    Order,
+    OrderStatus,
+    Program,
+    Transaction,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+SHARDS = settings.LOYALTY["SYSTEM_ACCOUNT_SHARDS"]
+
+
+@dataclass(frozen=True, order=True)
+class SystemAccount:
+    """A program system account, addressed by key and resolved when the book commits."""
+
+    asset_id: int
+    kind: str
+    shard: int
+
+
+@dataclass
+class Posted:
+    """A transaction posted on the book; `row` gets its id when the book commits."""
+
+    row: Transaction
+    legs: list[tuple[Account | SystemAccount, int]] = field(default_factory=list)
+
+
+class Book:
+    def __init__(self, *, program: Program, now: datetime):
+        self.program = program
+        self.now = now
+        self.posted: list[Posted] = []
+        self._accounts: dict[int, dict[tuple[int, str], Account]] = {}  # member id -> (asset id, kind) -> account
+        self._versions: dict[int, int] = {}  # account id -> postings on it
+        self._lots: dict[tuple[int, int], list[Lot]] = {}  # (member id, asset id) -> open lots
+        self._new_lots: list[Lot] = []
+        self._changed_lots: dict[int, Lot] = {}
+        self._movements: list[tuple[Lot, Posted, int]] = []
+        self._events: list[Event] = []
+        self.completed_orders: set[int] = set()  # orders whose points matured in this book
+        self.committed = False
+
+    # --- accounts -------------------------------------------------------------------------------
+    def account(self, member: Member, asset: Asset, kind: str) -> Account:
+        """A member's bucket (pending, available or held). The caller holds the member's lock."""
+        if member.pk not in self._accounts:
+            self._accounts[member.pk] = {(a.asset_id, a.kind): a for a in Account.objects.filter(member=member)}
+        accounts = self._accounts[member.pk]
+        if (asset.pk, kind) not in accounts:
+            Account.objects.bulk_create(
+                [
+                    Account(program=self.program, asset=asset, member=member, kind=bucket)
+                    for bucket in (AccountKind.PENDING, AccountKind.AVAILABLE, AccountKind.HELD)
+                ],
+                ignore_conflicts=True,
+            )
+            for a in Account.objects.filter(member=member, asset=asset):
+                accounts[(a.asset_id, a.kind)] = a
+        return accounts[(asset.pk, kind)]
+
+    def balance(self, member: Member, asset: Asset, kind: str) -> int:
+        return self.account(member, asset, kind).balance
+
+    @staticmethod
+    def system(asset: Asset, kind: str, member: Member | None) -> SystemAccount:
+        return SystemAccount(asset.pk, kind, (member.pk if member else 0) % SHARDS)
+
+    # --- transactions ---------------------------------------------------------------------------
+    def post(
+        self,
+        *,
+        kind: str,
+        member: Member | None,
+        legs: Iterable[tuple[Account | SystemAccount, int]],
+        effective_at: datetime | None = None,
+        allow_overdraft: bool = False,
+        **fields,
+    ) -> Posted:
+        """Post one transaction. Legs are (account, signed amount) and must sum to zero per asset."""
+        legs = [(account, amount) for account, amount in legs if amount]
+        totals: dict[int, int] = defaultdict(int)
+        for account, amount in legs:
+            totals[account.asset_id] += amount
+        if any(totals.values()):
+            raise ValueError(f"unbalanced {kind} transaction: {dict(totals)}")
+        for account, amount in legs:
+            if isinstance(account, Account):
+                new_balance = account.balance + amount
+                if new_balance < 0 and not (allow_overdraft and account.kind == AccountKind.AVAILABLE):
+                    raise InsufficientPoints(
+                        f"{account.kind} balance {account.balance} cannot cover {-amount}",
+                        available=account.balance,
+                    )
+                account.balance = new_balance
+                self._versions[account.pk] = self._versions.get(account.pk, 0) + 1
+        row = Transaction(
+            program=self.program, member=member, kind=kind, effective_at=effective_at or self.now, **fields
+        )
+        posted = Posted(row=row, legs=legs)
+        self.posted.append(posted)
+        return posted
+
+    def move(self, *, member: Member, asset: Asset, source, target, amount: int, kind: str, **fields) -> Posted:
+        """Post `amount` from source to target: a two-legged transaction."""
+        return self.post(kind=kind, member=member, legs=[(source, -amount), (target, amount)], **fields)
+
+    # --- lots -----------------------------------------------------------------------------------
+    def lots(self, member: Member, asset: Asset) -> list[Lot]:
+        """The member's open lots of the asset (not expired, something left or still pending),
+        soonest-expiring first: the order points are spent in."""
+        key = (member.pk, asset.pk)
+        if key not in self._lots:
+            self._lots[key] = list(
+                Lot.objects.filter(member=member, asset=asset)
+                .exclude(state=LotState.EXPIRED)
+                .filter(remaining__gt=0)
+                .select_related("order")
+                .order_by(F("expires_at").asc(nulls_last=True), "earned_at", "id")
+            )
+        return self._lots[key]
+
+    def add_lot(self, lot: Lot) -> Lot:
+        self._new_lots.append(lot)
+        lots = self.lots(lot.member, lot.asset)
+        lots.append(lot)
+        lots.sort(key=lambda x: (x.expires_at is None, x.expires_at or self.now, x.earned_at, x.pk or 0))
+        return lot
+
+    def change_lot(self, lot: Lot, posted: Posted, delta: int) -> None:
+        """Take from (negative) or give back to (positive) a lot's remaining, as part of `posted`."""
+        lot.remaining += delta
+        if not 0 <= lot.remaining <= lot.amount:
+            raise ValueError(f"lot {lot.pk} remaining would be {lot.remaining}")
+        self._movements.append((lot, posted, delta))
+        self.touch_lot(lot)
+
+    def touch_lot(self, lot: Lot) -> None:
+        if lot.pk is not None:
+            self._changed_lots[lot.pk] = lot
+
+    # --- events ---------------------------------------------------------------------------------
+    def emit(self, type: str, member: Member | None, properties: dict | None = None, *, occurred_at=None) -> None:
+        """Record a domain event in the same transaction (the outbox of badges and webhooks)."""
+        self._events.append(
+            Event(
+                program=self.program,
+                member=member,
+                type=type,
+                occurred_at=occurred_at or self.now,
+                properties=properties or {},
+            )
+        )
+
+    # --- commit ---------------------------------------------------------------------------------
+    def commit(self) -> None:
+        """Write everything posted, in an order that keeps locks short and deadlock-free."""
+        assert connection.in_atomic_block, "a Book commits inside the caller's transaction"
+        assert not self.committed, "a Book commits once"
+        self.committed = True
+        rows = [p.row for p in self.posted]
+        Transaction.objects.bulk_create(rows)
+        Lot.objects.bulk_create(self._new_lots)  # foreign keys to rows created above resolve on save
+        if self._changed_lots:
+            Lot.objects.bulk_update(list(self._changed_lots.values()), ["remaining", "state", "expires_at"])
+        LotMovement.objects.bulk_create(
+            [LotMovement(lot=lot, transaction=p.row, amount=delta) for lot, p, delta in self._movements]
+        )
+        final = self._write_balances()
+        entries = []
+        running: dict[object, int] = {}
+        for p in reversed(self.posted):
+            for account, amount in reversed(p.legs):
+                key = _key(account)
+                after = running.get(key, final[key])
+                entries.append(
+                    Entry(transaction=p.row, account_id=_account_id(account, final), amount=amount, balance_after=after)
+                )
+                running[key] = after - amount
+        entries.reverse()
+        Entry.objects.bulk_create(entries)
+        if self.completed_orders:
+            Order.objects.filter(pk__in=self.completed_orders, status=OrderStatus.PENDING).update(
+                status=OrderStatus.COMPLETED
+            )
+        if self._events:
+            Event.objects.bulk_create(self._events)
+            from loyalty.services.events import events_dispatch
+
+            ids = [e.pk for e in self._events]
+            transaction.on_commit(lambda: events_dispatch(event_ids=ids))
+
+    def _write_balances(self) -> dict[object, int]:
+        """Apply the balance changes; -> final balance by account key (and system ids)."""
+        member_accounts = {}
+        system_deltas: dict[SystemAccount, list[int]] = defaultdict(lambda: [0, 0])
+        for p in self.posted:
+            for account, amount in p.legs:
+                if isinstance(account, Account):
+                    member_accounts[account.pk] = account
+                else:
+                    system_deltas[account][0] += amount
+                    system_deltas[account][1] += 1
+        final: dict[object, int] = {}
+        changed = []
+        for pk in sorted(member_accounts):
+            account = member_accounts[pk]
+            account.version += self._versions.pop(pk, 0)
+            changed.append(account)
+            final[("m", pk)] = account.balance
+        if changed:
+            Account.objects.bulk_update(changed, ["balance", "version"])
+        with connection.cursor() as cursor:
+            for ref in sorted(system_deltas):
+                delta, count = system_deltas[ref]
+                row = _update_system(cursor, self.program.pk, ref, delta, count)
+                if row is None:
+                    Account.objects.bulk_create(
+                        [Account(program_id=self.program.pk, asset_id=ref.asset_id, kind=ref.kind, shard=ref.shard)],
+                        ignore_conflicts=True,
+                    )
+                    row = _update_system(cursor, self.program.pk, ref, delta, count)
+                final[("s", ref)] = row[1]
+                final[("id", ref)] = row[0]
+        return final
+
+
+def _update_system(cursor, program_id: int, ref: SystemAccount, delta: int, count: int):
+    cursor.execute(
+        "UPDATE loyalty_account SET balance = balance + %s, version = version + %s "
+        "WHERE program_id = %s AND asset_id = %s AND kind = %s AND shard = %s AND member_id IS NULL "
+        "RETURNING id, balance",
+        [delta, count, program_id, ref.asset_id, ref.kind, ref.shard],
+    )
+    return cursor.fetchone()
+
+
+def _key(account: Account | SystemAccount):
+    return ("m", account.pk) if isinstance(account, Account) else ("s", account)
+
+
+def _account_id(account: Account | SystemAccount, final: dict) -> int:
+    return account.pk if isinstance(account, Account) else final[("id", account)]
+
+
+def system_accounts_create(*, program: Program, asset: Asset) -> None:
+    """Create every system account shard of an asset up front (cheap, and no insert on hot paths)."""
+    Account.objects.bulk_create(
+        [
+            Account(program=program, asset=asset, kind=kind, shard=shard)
+            for kind in AccountKind.values
+            if kind not in ("pending", "available", "held")
+            for shard in range(SHARDS)
+        ],
+        ignore_conflicts=True,
+    )

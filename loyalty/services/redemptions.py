@@ -1,0 +1,219 @@
+"""Points as payment: hold (available -> held, with a time to live), capture (held -> redeemed) or
+void (held -> available, giving each lot back what the hold took)."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from loyalty import errors
+from loyalty.models import (
+    AccountKind,
+    Asset,
+    LotMovement,
+    Member,
+    MemberStatus,
+    Program,
+    Redemption,
+    RedemptionStatus,
+    TransactionKind,
+)
+from loyalty.money import points_value, to_base
+from loyalty.services.ledger import Book
+from loyalty.services.locks import member_lock, members_lock
+from loyalty.services.points import activity_record, available_spend, lots_settle
+
+
+def asset_get(*, program: Program, code: str | None) -> Asset:
+    if not code:
+        return program.primary_asset
+    asset = program.assets.filter(code=code).first()
+    if asset is None:
+        raise errors.InvalidInput(f"No point currency {code!r}", errors=[{"field": "currency", "message": "unknown"}])
+    return asset
+
+
+def redemption_hold(
+    *,
+    program: Program,
+    member_external_id: str,
+    points: int,
+    asset_code: str | None = None,
+    order_external_id: str = "",
+    order_amount: Decimal | None = None,
+    order_currency: str | None = None,
+    ttl_seconds: int | None = None,
+    now: datetime | None = None,
+) -> Redemption:
+    now = now or timezone.now()
+    asset = asset_get(program=program, code=asset_code)
+    if points < asset.redeem_min or points % asset.redeem_step:
+        raise errors.RedemptionStepError(
+            f"{points} points: redemptions are at least {asset.redeem_min}, in steps of {asset.redeem_step}",
+            minimum=asset.redeem_min,
+            step=asset.redeem_step,
+        )
+    ttl = ttl_seconds or settings.LOYALTY["DEFAULT_HOLD_TTL_SECONDS"]
+    value = points_value(points, unit_value=asset.unit_value, currency=program.base_currency)
+    if order_amount is not None:
+        from loyalty.services.orders import fx_rate_get
+
+        currency = order_currency or program.base_currency
+        base = to_base(
+            order_amount, rate=fx_rate_get(program=program, currency=currency), base_currency=program.base_currency
+        )
+        if base < asset.redeem_min_order:
+            raise errors.OrderTooSmall(
+                f"Points pay for orders of at least {asset.redeem_min_order} {program.base_currency}"
+            )
+        if value > base:
+            raise errors.RedemptionStepError(f"{points} points are worth {value}, more than the order")
+    with transaction.atomic():
+        member = member_lock(program=program, external_id=member_external_id)
+        if member.status == MemberStatus.CLOSED:
+            raise errors.MemberClosed()
+        book = Book(program=program, now=now)
+        member_settle(book, member=member, asset=asset)
+        redemption = Redemption.objects.create(
+            program=program,
+            member=member,
+            asset=asset,
+            points=points,
+            value=value,
+            value_currency=program.base_currency,
+            order_external_id=order_external_id,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl),
+        )
+        available_spend(
+            book,
+            member=member,
+            asset=asset,
+            amount=points,
+            target=book.account(member, asset, AccountKind.HELD),
+            kind=TransactionKind.HOLD,
+            redemption=redemption,
+            reference=_reference(redemption),
+        )
+        book.commit()
+    return redemption
+
+
+def redemption_capture(*, program: Program, redemption_id: int, now: datetime | None = None) -> Redemption:
+    """Capture a hold. Capturing a captured hold returns it unchanged; an expired or voided hold is
+    refused."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        redemption, member = _lock(program=program, redemption_id=redemption_id)
+        if redemption.status == RedemptionStatus.CAPTURED:
+            return redemption
+        if redemption.status == RedemptionStatus.VOIDED:
+            raise errors.HoldVoided(f"Redemption {redemption.pk} was voided")
+        if redemption.status == RedemptionStatus.EXPIRED or redemption.expires_at <= now:
+            raise errors.HoldExpired(f"Redemption {redemption.pk} expired at {redemption.expires_at.isoformat()}")
+        book = Book(program=program, now=now)
+        asset = redemption.asset
+        book.move(
+            member=member,
+            asset=asset,
+            source=book.account(member, asset, AccountKind.HELD),
+            target=book.system(asset, AccountKind.REDEEMED, member),
+            amount=redemption.points,
+            kind=TransactionKind.CAPTURE,
+            redemption=redemption,
+            reference=_reference(redemption),
+        )
+        redemption.status, redemption.settled_at = RedemptionStatus.CAPTURED, now
+        redemption.save(update_fields=["status", "settled_at"])
+        activity_record(book, member=member, at=now)
+        book.emit(
+            "redemption.captured",
+            member,
+            {
+                "redemption": redemption.pk,
+                "points": redemption.points,
+                "asset": asset.code,
+                "value": {"amount": str(redemption.value.amount), "currency": str(redemption.value.currency)},
+                "order": redemption.order_external_id,
+            },
+        )
+        book.commit()
+    return redemption
+
+
+def redemption_void(*, program: Program, redemption_id: int, now: datetime | None = None) -> Redemption:
+    """Void a hold: its points go back to available. Voiding a voided or expired hold returns it
+    unchanged; a captured hold cannot be voided."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        redemption, member = _lock(program=program, redemption_id=redemption_id)
+        if redemption.status in (RedemptionStatus.VOIDED, RedemptionStatus.EXPIRED):
+            return redemption
+        if redemption.status == RedemptionStatus.CAPTURED:
+            raise errors.HoldCaptured(f"Redemption {redemption.pk} was captured")
+        book = Book(program=program, now=now)
+        hold_release(book, member=member, redemption=redemption, status=RedemptionStatus.VOIDED)
+        lots_settle(book, member=member, asset=redemption.asset)
+        book.commit()
+    return redemption
+
+
+def _lock(*, program: Program, redemption_id: int) -> tuple[Redemption, Member]:
+    member_id = Redemption.objects.filter(program=program, pk=redemption_id).values_list("member_id", flat=True).first()
+    if member_id is None:
+        raise errors.RedemptionNotFound(f"No redemption {redemption_id}")
+    [member] = members_lock(member_ids=[member_id])
+    return Redemption.objects.select_related("asset").get(pk=redemption_id), member  # re-read in the lock
+
+
+def hold_release(book: Book, *, member: Member, redemption: Redemption, status: str) -> None:
+    """Held -> available, and each lot gets back what the hold took from it."""
+    asset = redemption.asset
+    posted = book.move(
+        member=member,
+        asset=asset,
+        source=book.account(member, asset, AccountKind.HELD),
+        target=book.account(member, asset, AccountKind.AVAILABLE),
+        amount=redemption.points,
+        kind=TransactionKind.VOID,
+        redemption=redemption,
+        reference=_reference(redemption),
+        memo="Hold expired" if status == RedemptionStatus.EXPIRED else "",
+    )
+    open_lots = {lot.pk: lot for lot in book.lots(member, asset)}
+    taken = LotMovement.objects.filter(
+        transaction__redemption=redemption, transaction__kind=TransactionKind.HOLD
+    ).select_related("lot__order")
+    for movement in taken:
+        lot = open_lots.get(movement.lot_id)
+        if lot is None:  # spent down to nothing: it comes back into the book's open lots
+            lot = movement.lot
+            book.lots(member, asset).append(lot)
+            open_lots[lot.pk] = lot
+        book.change_lot(lot, posted, -movement.amount)
+    book.lots(member, asset).sort(
+        key=lambda x: (x.expires_at is None, x.expires_at or book.now, x.earned_at, x.pk or 0)
+    )
+    redemption.status, redemption.settled_at = status, book.now
+    redemption.save(update_fields=["status", "settled_at"])
+
+
+def holds_release_expired(book: Book, *, member: Member) -> None:
+    """Void the member's holds whose time to live has run out (status `expired`)."""
+    stale = Redemption.objects.filter(member=member, status=RedemptionStatus.HELD, expires_at__lte=book.now)
+    for redemption in stale.select_related("asset"):
+        hold_release(book, member=member, redemption=redemption, status=RedemptionStatus.EXPIRED)
+
+
+def member_settle(book: Book, *, member: Member, asset: Asset) -> None:
+    """Everything time has made true for a member, posted before they spend: stale holds voided,
+    lots expired and matured."""
+    holds_release_expired(book, member=member)
+    lots_settle(book, member=member, asset=asset)
+
+
+def _reference(redemption: Redemption) -> str:
+    suffix = f" for order {redemption.order_external_id}" if redemption.order_external_id else ""
+    return f"Redemption {redemption.pk}{suffix}"

@@ -1,0 +1,23 @@
+"""Celery tasks: thin. They take ids, call a service; the service makes a re-run harmless."""
+
+from celery import shared_task
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def events_process_task(event_ids: list[int]) -> int:
+    from loyalty.services.events import events_process
+
+    return events_process(event_ids=event_ids)
+
+
+@shared_task(acks_late=True)
+def job_run_task(name: str, as_of: str | None = None) -> dict:
+    """Run one periodic job (beat schedules one of these per job)."""
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    from loyalty.jobs import job_run
+
+    now = datetime.fromisoformat(as_of) if as_of else timezone.now()
+    return job_run(name, now=now)
