@@ -77,4 +77,3 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self):
         return f"{self.key} -> {self.status_code}"
-

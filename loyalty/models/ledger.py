@@ -188,4 +188,3 @@ class LotMovement(models.Model):
 
     def __str__(self):
         return f"{self.amount:+d} on lot {self.lot_id}"
-

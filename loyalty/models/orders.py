@@ -120,4 +120,3 @@ class Refund(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.external_id} of {self.order_id}"
-

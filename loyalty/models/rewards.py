@@ -70,4 +70,3 @@ class RewardClaim(models.Model):
 
     def __str__(self):
         return self.coupon_code
-
