@@ -60,6 +60,11 @@ def member(program):
 
 
 @pytest.fixture
+def staff(db, django_user_model):
+    return django_user_model.objects.create_user("staff", "staff@example.com", "pw", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
 def member_factory(program):
     def make(**kwargs):
         kwargs.setdefault("now", datetime(2026, 1, 5, tzinfo=UTC))

@@ -46,6 +46,9 @@ def flatten_errors(detail, path: str = "") -> list[dict]:
     if isinstance(detail, dict):
         out = []
         for key, value in detail.items():
+            if isinstance(key, int):  # a list serializer's errors, by item index
+                out += flatten_errors(value, f"{path}[{key}]")
+                continue
             name = "" if key in ("non_field_errors", "__all__") else str(key)
             out += flatten_errors(value, f"{path}.{name}" if path and name else (name or path))
         return out

@@ -8,11 +8,12 @@ savepoint, so a refused request (422) still stores its answer while its partial 
 
 import functools
 import hashlib
+import json
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.exceptions import APIException
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from loyalty.api.errors import PROBLEM
@@ -33,8 +34,8 @@ def idempotent(handler):
         if not 0 < len(key) <= 255:
             raise InvalidIdempotencyKey()
         program = request_program(request)
-        body = request._request.body  # read before DRF parses it (it re-reads from the cached bytes)
-        fingerprint = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(), body])).hexdigest()
+        raw = request._request.body  # read before DRF parses it (it re-reads from the cached bytes)
+        fingerprint = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(), raw])).hexdigest()
         with transaction.atomic():
             record_id = _claim(program.pk, key, fingerprint)
             if record_id is None:
@@ -42,7 +43,7 @@ def idempotent(handler):
                 if record.fingerprint != fingerprint:
                     raise IdempotencyKeyReused(f"Idempotency-Key {key!r} was first used with another request")
                 return Response(
-                    record.body,
+                    json.loads(record.body) if record.body else None,
                     status=record.status_code,
                     headers={REPLAYED: "true"},
                     content_type=PROBLEM if record.status_code >= 400 else None,
@@ -55,27 +56,20 @@ def idempotent(handler):
             if response.status_code in NOT_STORED:
                 transaction.set_rollback(True)
             else:
-                data = DjangoJSONEncoder().encode(response.data)
-                IdempotencyRecord.objects.filter(pk=record_id).update(
-                    status_code=response.status_code, body=_json(data)
-                )
+                # the exact bytes: a jsonb column would reorder the keys of the replay
+                first = JSONRenderer().render(response.data).decode() if response.data is not None else ""
+                IdempotencyRecord.objects.filter(pk=record_id).update(status_code=response.status_code, body=first)
         return response
 
     return wrapper
-
-
-def _json(text: str):
-    import json
-
-    return json.loads(text)
 
 
 def _claim(program_id: int, key: str, fingerprint: str) -> int | None:
     """Insert the key; -> its id, or None when it exists (after waiting for its transaction)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            'INSERT INTO loyalty_idempotencyrecord (program_id, "key", fingerprint, created_at) '
-            'VALUES (%s, %s, %s, %s) ON CONFLICT (program_id, "key") DO NOTHING RETURNING id',
+            'INSERT INTO loyalty_idempotencyrecord (program_id, "key", fingerprint, body, created_at) '
+            "VALUES (%s, %s, %s, '', %s) ON CONFLICT (program_id, \"key\") DO NOTHING RETURNING id",
             [program_id, key, fingerprint, timezone.now()],
         )
         row = cursor.fetchone()

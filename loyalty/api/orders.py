@@ -214,7 +214,7 @@ class OrderListApi(APIView):
         data = OrderIn(data=request.data)
         data.is_valid(raise_exception=True)
         order = order_place(program=program, draft=data.validated_data["draft"])
-        return Response(order_representation(order), status=status.HTTP_201_CREATED)
+        return Response(OrderOut(order).data, status=status.HTTP_201_CREATED)
 
 
 class OrderDetailApi(APIView):

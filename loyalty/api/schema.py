@@ -3,6 +3,8 @@
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
+PROBLEM_MEDIA = "application/problem+json"
+
 
 class ProblemFieldError(serializers.Serializer):
     field = serializers.CharField()
@@ -22,7 +24,7 @@ class Problem(serializers.Serializer):
 
 
 def problems(*statuses: int) -> dict:
-    return {status: OpenApiResponse(Problem, description="application/problem+json") for status in statuses}
+    return {(status, PROBLEM_MEDIA): OpenApiResponse(Problem, description="A problem") for status in statuses}
 
 
 IDEMPOTENCY_KEY = OpenApiParameter(
@@ -32,3 +34,31 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     required=False,
     description="<= 255 chars. A retry with the same key and body replays the first answer.",
 )
+
+COMMON = {
+    "401": "No API key, or an unknown or revoked one",
+    "403": "The API key lacks the endpoint's scope",
+    "429": "Rate limited (see Retry-After)",
+    "500": "Internal error; nothing was changed",
+}
+WRITES = {
+    "400": "Invalid input (errors lists each field)",
+    "409": "Conflict (e.g. Idempotency-Key reused with another body)",
+    "413": "Body too large",
+    "415": "Not JSON",
+}
+
+
+def add_common_problems(result, generator, request, public):
+    """Post-processing hook: every operation can answer the generic problems."""
+    ref = {"$ref": "#/components/schemas/Problem"}
+    for path, item in result.get("paths", {}).items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, operation in item.items():
+            extra = dict(COMMON) | (WRITES if method in ("post", "patch", "put") else {})
+            for status, description in extra.items():
+                operation["responses"].setdefault(
+                    status, {"description": description, "content": {PROBLEM_MEDIA: {"schema": ref}}}
+                )
+    return result

@@ -68,7 +68,7 @@ class IdempotencyRecord(models.Model):
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
     status_code = models.PositiveSmallIntegerField(null=True)
-    body = models.JSONField(null=True)
+    body = models.TextField(blank=True, help_text="The response body exactly as first sent (JSON).")
     created_at = models.DateTimeField()
 
     class Meta:

@@ -11,12 +11,13 @@ from loyalty.models import (
     Account,
     Entry,
     Lot,
+    LotMovement,
     LotState,
     Member,
     Program,
-    Redemption,
     RedemptionStatus,
     Transaction,
+    TransactionKind,
 )
 
 
@@ -44,16 +45,19 @@ def member_balances(*, member: Member, now: datetime) -> dict[str, dict[str, int
         .exclude(state=LotState.EXPIRED)
         .values_list("asset_id", "state", "remaining", "expires_at")
     )
-    stale = (
-        Redemption.objects.filter(member=member, status=RedemptionStatus.HELD, expires_at__lte=now)
-        .values("asset_id")
-        .annotate(points=Sum("points"))
-        .values_list("asset_id", "points")
-    )
-    for asset_id, points in stale:
+    # A hold whose time ran out gives each lot back what it took; points of lots that have expired
+    # since then go straight to expired, the others to available.
+    stale = LotMovement.objects.filter(
+        transaction__kind=TransactionKind.HOLD,
+        transaction__redemption__member=member,
+        transaction__redemption__status=RedemptionStatus.HELD,
+        transaction__redemption__expires_at__lte=now,
+    ).values_list("lot__asset_id", "lot__expires_at", "amount")
+    for asset_id, expires_at, taken in stale:
         buckets = balances[codes[asset_id]]
-        buckets["held"] -= points
-        buckets["available"] += points
+        buckets["held"] += taken  # `taken` is negative
+        if expires_at is None or expires_at > now:
+            buckets["available"] -= taken
     for asset_id, state, remaining, expires_at in due:
         buckets = balances[codes[asset_id]]
         if expires_at is not None and expires_at <= now:

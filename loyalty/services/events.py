@@ -65,7 +65,7 @@ def events_process(*, event_ids: list[int], now: datetime | None = None) -> int:
     for event_id in event_ids:
         with transaction.atomic():
             event = (
-                Event.objects.select_for_update(skip_locked=True)
+                Event.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("member", "program")
                 .filter(pk=event_id, processed_at__isnull=True)
                 .first()

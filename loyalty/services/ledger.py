@@ -151,21 +151,30 @@ class Book:
         soonest-expiring first: the order points are spent in."""
         key = (member.pk, asset.pk)
         if key not in self._lots:
-            self._lots[key] = list(
+            lots = list(
                 Lot.objects.filter(member=member, asset=asset)
                 .exclude(state=LotState.EXPIRED)
                 .filter(remaining__gt=0)
                 .select_related("order")
                 .order_by(F("expires_at").asc(nulls_last=True), "earned_at", "id")
             )
+            for lot in lots:
+                lot.member, lot.asset = member, asset  # the objects the book already holds
+            lots += [x for x in self._new_lots if (x.member.pk, x.asset.pk) == key]  # credited, not yet written
+            self.sort_lots(lots)
+            self._lots[key] = lots
         return self._lots[key]
 
     def add_lot(self, lot: Lot) -> Lot:
         self._new_lots.append(lot)
-        lots = self.lots(lot.member, lot.asset)
-        lots.append(lot)
-        lots.sort(key=lambda x: (x.expires_at is None, x.expires_at or self.now, x.earned_at, x.pk or 0))
+        lots = self._lots.get((lot.member.pk, lot.asset.pk))
+        if lots is not None:  # keep a loaded list complete; an unloaded one will read it from the database
+            lots.append(lot)
+            self.sort_lots(lots)
         return lot
+
+    def sort_lots(self, lots: list[Lot]) -> None:
+        lots.sort(key=lambda x: (x.expires_at is None, x.expires_at or self.now, x.earned_at, x.pk or 0))
 
     def change_lot(self, lot: Lot, posted: Posted, delta: int) -> None:
         """Take from (negative) or give back to (positive) a lot's remaining, as part of `posted`."""

@@ -154,7 +154,7 @@ def _order_place(*, program: Program, draft: OrderDraft, now: datetime) -> Order
         device_id=draft.device_id,
         metadata=draft.metadata or {},
     )
-    OrderLine.objects.bulk_create(
+    lines = OrderLine.objects.bulk_create(
         OrderLine(
             order=order,
             sku=line.sku,
@@ -204,6 +204,7 @@ def _order_place(*, program: Program, draft: OrderDraft, now: datetime) -> Order
         )
     tier_spend_changed(book, member=member, at=placed_at)
     book.commit()
+    order._prefetched_objects_cache = {"lines": lines, "refunds": []}  # a new order: read it back from memory
     return order
 
 

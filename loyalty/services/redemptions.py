@@ -190,12 +190,11 @@ def hold_release(book: Book, *, member: Member, redemption: Redemption, status: 
         lot = open_lots.get(movement.lot_id)
         if lot is None:  # spent down to nothing: it comes back into the book's open lots
             lot = movement.lot
+            lot.member, lot.asset = member, asset
             book.lots(member, asset).append(lot)
             open_lots[lot.pk] = lot
         book.change_lot(lot, posted, -movement.amount)
-    book.lots(member, asset).sort(
-        key=lambda x: (x.expires_at is None, x.expires_at or book.now, x.earned_at, x.pk or 0)
-    )
+    book.sort_lots(book.lots(member, asset))
     redemption.status, redemption.settled_at = status, book.now
     redemption.save(update_fields=["status", "settled_at"])
 
