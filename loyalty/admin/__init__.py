@@ -1,1 +1,12 @@
+"""The staff admin: members and their ledger, orders, redemptions, program configuration, API keys.
 
+Every write goes through a service (points_adjust, member_update, program_create, api_key_create,
+api_key_revoke); ledger rows, orders, redemptions and events are view-only."""
+
+from django.contrib import admin
+
+from . import access, ledger, members, orders, program  # noqa: F401 (each module registers its admins)
+
+admin.site.site_header = "Loyalty administration"
+admin.site.site_title = "Loyalty admin"
+admin.site.index_title = "Program, members and ledger"
