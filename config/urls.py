@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(**public), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", **public), name="api-docs"),
     path("api/v1/", include("loyalty.api.urls")),
+    path("api/v1/", include("tiers.urls")),
 ]
 
 handler404 = "loyalty.api.errors.api_not_found"

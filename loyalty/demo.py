@@ -19,7 +19,7 @@ from loyalty.models import (
     RewardKind,
 )
 from loyalty.services.programs import program_create
-from tiers.models import Tier
+from tiers.models import DowngradePolicy, Tier, TierPolicy, TierWindow
 
 CODE = "demo"
 FX_TO_USD = {
@@ -73,6 +73,9 @@ def demo_program_seed(*, year: int) -> Program:
     asset = program.primary_asset
     asset.redeem_min, asset.redeem_step, asset.redeem_min_order = 500, 500, Decimal("10")
     asset.save()
+    TierPolicy.objects.create(
+        program=program, window=TierWindow.CALENDAR_YEAR, downgrade_policy=DowngradePolicy.TO_EARNED
+    )
     tiers = {}
     for code, name, rank, threshold, multiplier, birthday, perks in TIERS:
         tiers[code] = Tier.objects.create(

@@ -7,6 +7,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loyalty.api.fields import MoneyField
 from loyalty.api.idempotency import idempotent
 from loyalty.api.permissions import request_program
 from loyalty.api.schema import IDEMPOTENCY_KEY, problems
@@ -43,7 +44,7 @@ class MemberPatch(serializers.Serializer):
     marketing_opt_in = serializers.BooleanField(required=False)
 
 
-class TierOut(serializers.Serializer):
+class MemberTierOut(serializers.Serializer):
     code = serializers.CharField()
     name = serializers.CharField()
     valid_until = serializers.DateField(allow_null=True)
@@ -61,11 +62,13 @@ class ExpiringOut(serializers.Serializer):
 
 
 class TierProgressOut(serializers.Serializer):
-    tier = serializers.CharField(help_text="Current tier code")
-    valid_until = serializers.DateField(allow_null=True)
+    tier = serializers.CharField(help_text="The tier in effect (code)")
+    tier_name = serializers.CharField()
+    valid_until = serializers.DateField(allow_null=True, help_text="Last day the status holds (null: no end)")
+    pinned = serializers.BooleanField(help_text="Pinned by staff until valid_until")
     next_tier = serializers.CharField(allow_null=True)
-    spend = serializers.DictField(help_text="Qualifying spend in the current window (money)")
-    spend_needed = serializers.DictField(allow_null=True, help_text="Money still to spend for the next tier")
+    spend = MoneyField(read_only=True, help_text="Qualifying spend in the current window")
+    spend_needed = MoneyField(read_only=True, allow_null=True, help_text="Still to spend for the next tier")
     by = serializers.DateField(allow_null=True, help_text="The date the spend must be reached by")
     message = serializers.CharField()
 
@@ -81,7 +84,7 @@ class MemberOut(serializers.Serializer):
     marketing_opt_in = serializers.BooleanField()
     status = serializers.CharField()
     enrolled_at = serializers.DateTimeField()
-    tier = TierOut(allow_null=True)
+    tier = MemberTierOut(allow_null=True)
     balances = serializers.DictField(child=BucketsOut(), help_text='Per point currency, e.g. {"PTS": {...}}')
     expiring = serializers.DictField(child=ExpiringOut(), help_text="Per point currency: the next points to expire")
     tier_progress = TierProgressOut(allow_null=True)
@@ -90,6 +93,7 @@ class MemberOut(serializers.Serializer):
 
 def member_representation(member: Member, *, now=None) -> dict:
     now = now or timezone.now()
+    progress = tier_progress(member=member, now=now)
     code = ReferralCode.objects.filter(member=member, retired_at__isnull=True).values_list("code", flat=True).first()
     return {
         "external_id": member.external_id,
@@ -102,12 +106,12 @@ def member_representation(member: Member, *, now=None) -> dict:
         "marketing_opt_in": member.marketing_opt_in,
         "status": member.status,
         "enrolled_at": member.enrolled_at,
-        "tier": {"code": member.tier.code, "name": member.tier.name, "valid_until": member.tier_valid_until}
-        if member.tier_id
+        "tier": {"code": progress["tier"], "name": progress["tier_name"], "valid_until": progress["valid_until"]}
+        if progress
         else None,
         "balances": member_balances(member=member, now=now),
         "expiring": member_expiring(member=member, now=now),
-        "tier_progress": tier_progress(member=member, now=now),
+        "tier_progress": progress,
         "referral_code": code,
     }
 

@@ -10,7 +10,7 @@ from loyalty.api.fields import MoneyField
 from loyalty.api.idempotency import idempotent
 from loyalty.api.permissions import request_program
 from loyalty.api.schema import IDEMPOTENCY_KEY, problems
-from loyalty.models import Reward, Scope
+from loyalty.models import Reward, RewardKind, Scope
 from loyalty.services.rewards import reward_claim
 
 
@@ -34,8 +34,10 @@ class RewardListApi(GenericAPIView):
 
     @extend_schema(operation_id="rewards_list", responses={200: RewardOut(many=True)}, summary="The catalog")
     def get(self, request):
-        rewards = Reward.objects.filter(program=request_program(request), active=True).select_related(
-            "asset", "min_tier"
+        rewards = (
+            Reward.objects.filter(program=request_program(request), active=True)
+            .exclude(kind=RewardKind.BIRTHDAY_GIFT)
+            .select_related("asset", "min_tier")
         )
         page = self.paginate_queryset(rewards)
         return self.get_paginated_response(RewardOut(page, many=True).data)

@@ -26,9 +26,27 @@ class Member(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="member"
     )
-    # Tier status: the current tier and the date it holds until (see tiers/).
+    # Tier status (rules in tiers/): the tier earned by spend and the last date it holds; the tier
+    # carried over from the last evaluation (a refund never drops below it); a staff pin.
     tier = models.ForeignKey("tiers.Tier", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    tier_valid_until = models.DateField(null=True, blank=True)
+    tier_valid_until = models.DateField(null=True, blank=True, help_text="Empty: holds for ever (lifetime).")
+    tier_floor = models.ForeignKey(
+        "tiers.Tier",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Carried over from the last evaluation: refunds never drop the member below it.",
+    )
+    tier_override = models.ForeignKey(
+        "tiers.Tier",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Pinned by staff: beats the earned tier until tier_override_until.",
+    )
+    tier_override_until = models.DateField(null=True, blank=True)
     enrolled_at = models.DateTimeField()
     last_activity_at = models.DateTimeField(
         null=True, blank=True, help_text="Last order or redemption (inactivity expiry counts from it)."

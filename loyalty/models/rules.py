@@ -43,7 +43,7 @@ class EarnRule(models.Model):
         "tiers.Tier",
         null=True,
         blank=True,
-        on_delete=models.CASCADE,
+        on_delete=models.PROTECT,
         related_name="earn_rules",
         help_text="Only for members of this tier.",
     )

@@ -3,7 +3,7 @@
 from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Min, Prefetch, Q, QuerySet, Sum
+from django.db.models import Prefetch, Q, QuerySet, Sum
 
 from loyalty.errors import MemberNotFound
 from loyalty.models import (
@@ -22,7 +22,11 @@ from loyalty.models import (
 
 
 def member_get(*, program: Program, external_id: str) -> Member:
-    member = Member.objects.select_related("tier").filter(program=program, external_id=external_id).first()
+    member = (
+        Member.objects.select_related("tier", "tier_override", "tier_floor")
+        .filter(program=program, external_id=external_id)
+        .first()
+    )
     if member is None:
         raise MemberNotFound(f"No member {external_id!r} in program {program.code!r}")
     member.program = program
@@ -70,14 +74,16 @@ def member_balances(*, member: Member, now: datetime) -> dict[str, dict[str, int
 
 def member_expiring(*, member: Member, now: datetime) -> dict[str, dict]:
     """{asset code: {points, expires_at}}: the next points to expire, per point currency."""
-    open_lots = Lot.objects.filter(member=member, remaining__gt=0, expires_at__gt=now).exclude(state=LotState.EXPIRED)
-    nexts = open_lots.values("asset__code").annotate(first=Min("expires_at"))
+    rows = (
+        Lot.objects.filter(member=member, remaining__gt=0, expires_at__gt=now)
+        .exclude(state=LotState.EXPIRED)
+        .values("asset__code", "expires_at")
+        .annotate(points=Sum("remaining"))
+        .order_by("asset__code", "expires_at")
+    )
     result = {}
-    for row in nexts:
-        points = open_lots.filter(asset__code=row["asset__code"], expires_at=row["first"]).aggregate(
-            s=Sum("remaining")
-        )["s"]
-        result[row["asset__code"]] = {"points": points, "expires_at": row["first"]}
+    for row in rows:  # one row per distinct expiry date: a handful
+        result.setdefault(row["asset__code"], {"points": row["points"], "expires_at": row["expires_at"]})
     return result
 
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from loyalty.models import EarnRule, Member, Program
+from loyalty.models import EarnRule, Program
 from loyalty.money import money_round, points_floor, to_base
 from loyalty.rules.earn import KINDS, EarnContext, EarnLine, num
+from tiers.models import Tier
 
 ZERO = Decimal(0)
 
@@ -72,7 +73,7 @@ def earn_rules_active(*, program: Program) -> list[EarnRule]:
 def earn_calculate(
     *,
     program: Program,
-    member: Member,
+    tier: Tier | None,
     draft: OrderDraft,
     fx_rate: Decimal,
     placed_at: datetime,
@@ -89,7 +90,7 @@ def earn_calculate(
         currency=draft.currency,
         base_currency=base,
         placed_at=placed_at,
-        tier_id=member.tier_id,
+        tier_id=tier.pk if tier else None,
         qualifying_base=qualifying_base,
         first_order=first_order,
         lines=[
@@ -118,10 +119,8 @@ def earn_calculate(
         exact = qualifying_base * strategy.value(rule, ctx)
         breakdown.append(_item(rule.kind, strategy.describe(rule, ctx), exact))
     multipliers = []
-    if member.tier_id and member.tier.earn_multiplier != 1:
-        multipliers.append(
-            ("tier_multiplier", f"{member.tier.name}: x{num(member.tier.earn_multiplier)}", member.tier.earn_multiplier)
-        )
+    if tier is not None and tier.earn_multiplier != 1:
+        multipliers.append(("tier_multiplier", f"{tier.name}: x{num(tier.earn_multiplier)}", tier.earn_multiplier))
     multipliers += [
         (rule.kind, strategy.describe(rule, ctx), strategy.value(rule, ctx))
         for rule, strategy in by_phase["multiplier"]

@@ -33,6 +33,7 @@ def member_enroll(
     try:
         with transaction.atomic():
             _refuse_duplicates(program=program, external_id=external_id, email=email)
+            entry_tier = program.tiers.order_by("rank").first()
             member = Member.objects.create(
                 program=program,
                 external_id=external_id,
@@ -43,7 +44,8 @@ def member_enroll(
                 locale=locale,
                 country=country,
                 marketing_opt_in=marketing_opt_in,
-                tier=program.tiers.order_by("rank").first(),
+                tier=entry_tier,
+                tier_floor=entry_tier,
                 enrolled_at=now,
             )
             Account.objects.bulk_create(

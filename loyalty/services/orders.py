@@ -31,7 +31,9 @@ from loyalty.services.ledger import Book
 from loyalty.services.locks import member_lock, members_lock
 from loyalty.services.points import activity_record, lots_consume, lots_settle, points_credit
 from loyalty.services.redemptions import holds_release_expired
-from tiers.services import tier_spend_changed
+from tiers.models import TierChangeReason
+from tiers.selectors import tier_in_effect
+from tiers.services import tier_refresh, tier_spend_changed
 
 
 def fx_rate_get(*, program: Program, currency: str) -> Decimal:
@@ -74,7 +76,7 @@ def order_quote(*, program: Program, draft: OrderDraft, now: datetime | None = N
     member = member_get(program=program, external_id=draft.member)
     earning = earn_calculate(
         program=program,
-        member=member,
+        tier=tier_in_effect(member, now),
         draft=draft,
         fx_rate=fx_rate,
         placed_at=draft.placed_at or now,
@@ -116,10 +118,12 @@ def _order_place(*, program: Program, draft: OrderDraft, now: datetime) -> Order
     if Order.objects.filter(program=program, external_id=draft.external_id).exists():
         raise errors.OrderExists(f"Order {draft.external_id} was already placed")
     placed_at = draft.placed_at or now
+    book = Book(program=program, now=now)
+    tier = tier_refresh(book, member=member)  # the tier in effect now (a late year-end job posted first)
     points_payment = _points_payment(program=program, member=member, draft=draft, fx_rate=fx_rate)
     earning = earn_calculate(
         program=program,
-        member=member,
+        tier=tier,
         draft=draft,
         fx_rate=fx_rate,
         placed_at=placed_at,
@@ -168,7 +172,6 @@ def _order_place(*, program: Program, draft: OrderDraft, now: datetime) -> Order
         )
         for line in draft.lines
     )
-    book = Book(program=program, now=now)
     activity_record(book, member=member, at=placed_at)
     if earning.points:
         points_credit(
@@ -202,7 +205,7 @@ def _order_place(*, program: Program, draft: OrderDraft, now: datetime) -> Order
             {"order": order.external_id, "points": earning.points, "available_at": order.available_at.isoformat()},
             occurred_at=placed_at,
         )
-    tier_spend_changed(book, member=member, at=placed_at)
+    tier_spend_changed(book, member=member, order=order)  # an upgrade takes effect from the next order
     book.commit()
     order._prefetched_objects_cache = {"lines": lines, "refunds": []}  # a new order: read it back from memory
     return order
@@ -377,7 +380,7 @@ def _refund(*, program, order_external_id, external_id, amount, lines, reason, k
             "spend_reversed_base": str(spend_reversed),
         },
     )
-    tier_spend_changed(book, member=member, at=now)
+    tier_spend_changed(book, member=member, order=order, reason=TierChangeReason.REFUND)
     book.commit()
     return refund
 

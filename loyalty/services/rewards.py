@@ -17,6 +17,7 @@ from loyalty.models import (
     Program,
     Reward,
     RewardClaim,
+    RewardKind,
     TransactionKind,
 )
 from loyalty.services.ledger import Book
@@ -37,6 +38,8 @@ def reward_eligibility_error(*, reward: Reward, member: Member) -> errors.Loyalt
     are checked at claim time, inside the member's lock."""
     if not reward.active:
         return errors.RewardUnavailable(f"{reward.name} is not available")
+    if reward.kind == RewardKind.BIRTHDAY_GIFT:
+        return errors.RewardUnavailable(f"{reward.name} is taken through the birthday choice, in the birthday month")
     if reward.min_tier_id and (member.tier is None or member.tier.rank < reward.min_tier.rank):
         return errors.TierRequired(f"{reward.name} is for {reward.min_tier.name} members and above")
     if reward.stock is not None and reward.stock <= 0:

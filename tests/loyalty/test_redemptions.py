@@ -8,6 +8,7 @@ import pytest
 from loyalty import errors
 from loyalty.models import Lot, Redemption, RedemptionStatus, Reward, RewardClaim, TransactionKind
 from loyalty.selectors.members import member_balances
+from loyalty.services.adjustments import points_adjust
 from loyalty.services.redemptions import redemption_capture, redemption_hold, redemption_void
 from loyalty.services.rewards import reward_claim
 from loyalty.services.settlement import holds_expire
@@ -18,8 +19,9 @@ NOW = JUNE + timedelta(days=31)
 
 
 @pytest.fixture
-def rich(program, member):
-    place_order(program, member, "1200.00", placed_at=JUNE)
+def rich(program, member, staff):
+    """1,200 available points, still an Insider (a staff credit, not spend)."""
+    points_adjust(member=member, points=1200, reason="test funds", staff_user=staff, now=JUNE)
     return member
 
 
@@ -146,7 +148,6 @@ def test_out_of_stock_and_insufficient_points_change_nothing(program, rich):
 def test_a_hold_that_runs_out_after_its_lots_expired_gives_nothing_back(program, member, staff):
     # Found by the property test: fixed expiry, points held, the hold and the points both run out
     from loyalty.models import ExpiryPolicy
-    from loyalty.services.adjustments import points_adjust
 
     program.expiry_policy, program.expiry_months = ExpiryPolicy.FIXED, 1
     program.save()
