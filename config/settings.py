@@ -176,6 +176,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_RATES": {
         "referral_lookup": env("THROTTLE_REFERRAL_LOOKUP", "30/min"),
+        "referral_wrong_code": env("THROTTLE_REFERRAL_WRONG_CODE", "10/hour"),
     },
 }
 SPECTACULAR_SETTINGS = {

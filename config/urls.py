@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", **public), name="api-docs"),
     path("api/v1/", include("loyalty.api.urls")),
     path("api/v1/", include("tiers.urls")),
+    path("api/v1/", include("referrals.urls")),
 ]
 
 handler404 = "loyalty.api.errors.api_not_found"

@@ -19,6 +19,7 @@ from loyalty.models import (
     RewardKind,
 )
 from loyalty.services.programs import program_create
+from referrals.models import ReferralPolicy
 from tiers.models import DowngradePolicy, Tier, TierPolicy, TierWindow
 
 CODE = "demo"
@@ -108,6 +109,9 @@ def demo_program_seed(*, year: int) -> Program:
             starts_at=_utc(year, 4, 1),
             ends_at=_utc(year, 4, 11),
         )
+    ReferralPolicy.objects.create(
+        program=program, referrer_points=500, referee_points=250, min_order=Decimal("25"), monthly_cap=10
+    )
     Reward.objects.create(
         program=program,
         name="Deluxe sample",

@@ -35,6 +35,14 @@ def _ledger_verified(request):
         assert not problems, "ledger_verify failed:\n" + "\n".join(map(str, problems))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit counters never leak from one test into another."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def june():
     """The clock stands still on JUNE (API calls use the real clock)."""

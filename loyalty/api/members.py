@@ -15,6 +15,8 @@ from loyalty.models import Member, Scope
 from loyalty.selectors.members import member_balances, member_expiring, member_get, member_transactions
 from loyalty.services.members import member_enroll, member_update
 from referrals.models import ReferralCode
+from referrals.services import InvalidReferralCode
+from referrals.throttles import wrong_code_record, wrong_codes_check
 from tiers.selectors import tier_progress
 
 
@@ -137,7 +139,13 @@ class MemberListApi(APIView):
             "device_id": fields.pop("device_id"),
             "ip": request.META.get("REMOTE_ADDR", ""),
         }
-        member = member_enroll(program=program, referral_context=context, **fields)
+        if fields.get("referral_code"):
+            wrong_codes_check(request)
+        try:
+            member = member_enroll(program=program, referral_context=context, **fields)
+        except InvalidReferralCode:
+            wrong_code_record(request)
+            raise
         return Response(MemberOut(member_representation(member)).data, status=status.HTTP_201_CREATED)
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from loyalty import errors
 from loyalty.models import Account, AccountKind, Member, Program
 from loyalty.services.ledger import Book
-from referrals.services import referral_code_issue
+from referrals.services import referral_attach, referral_code_issue
 
 PROFILE_FIELDS = ("email", "first_name", "last_name", "birth_date", "locale", "country", "marketing_opt_in")
 
@@ -56,8 +56,6 @@ def member_enroll(
             referral_code_issue(member=member, now=now)
             book = Book(program=program, now=now)
             if referral_code:
-                from referrals.services import referral_attach
-
                 referral_attach(book, referee=member, code=referral_code, context=referral_context or {})
             book.emit("member.enrolled", member, {"external_id": external_id})
             book.commit()
