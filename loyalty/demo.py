@@ -9,12 +9,17 @@ from django.db import transaction
 from djmoney.money import Money
 
 from loyalty.models import (
+    Badge,
+    Challenge,
+    Counts,
+    CriterionKind,
     EarnRule,
     EarnRuleKind,
     ExpiryPolicy,
     LimitPeriod,
     Program,
     RefundPolicy,
+    Repeat,
     Reward,
     RewardKind,
 )
@@ -153,4 +158,69 @@ def demo_program_seed(*, year: int) -> Program:
         coupon_prefix="BDAY",
         active=True,
     )
+    _gamification_seed(program, tiers, year)
     return program
+
+
+BADGES = [  # code, name, icon, kind, target, parameters
+    ("first-order", "First Order", "🛍️", CriterionKind.ORDER_COUNT, 1, {}),
+    ("regular", "Regular", "💄", CriterionKind.ORDER_COUNT, 5, {}),
+    ("big-spender", "Big Spender", "💎", CriterionKind.SPEND, 1000, {}),
+    ("globetrotter", "Globetrotter", "🌍", CriterionKind.CURRENCIES, 3, {}),
+    ("ambassador", "Ambassador", "🤝", CriterionKind.REFERRALS, 3, {}),
+    ("reviewer", "Reviewer", "✍️", CriterionKind.EVENT_COUNT, 3, {"event_type": "review.posted"}),
+    ("streak", "Streak", "🔥", CriterionKind.STREAK, 3, {}),
+]
+
+
+def _gamification_seed(program: Program, tiers: dict, year: int) -> None:
+    for position, (code, name, icon, kind, target, params) in enumerate(BADGES):
+        Badge.objects.create(
+            program=program,
+            code=code,
+            name=name,
+            icon=icon,
+            kind=kind,
+            target=Decimal(target),
+            counts=Counts.MATURED,
+            position=position,
+            **params,
+        )
+    devotee = Badge.objects.create(
+        program=program,
+        code="skincare-devotee",
+        name="Skincare Devotee",
+        icon="🧴",
+        kind=CriterionKind.NONE,
+        description="Completed a Skincare month",
+        position=99,
+    )
+    Challenge.objects.create(
+        program=program,
+        code="spring-streak",
+        name="Spring streak",
+        description="3 orders in March: 300 points",
+        kind=CriterionKind.ORDER_COUNT,
+        target=Decimal(3),
+        counts=Counts.PLACED,
+        starts_at=_utc(year, 3, 1),
+        ends_at=_utc(year, 4, 1),
+        reward_points=300,
+        leaderboard_size=10,
+    )
+    Challenge.objects.create(
+        program=program,
+        code="skincare-month",
+        name="Skincare month",
+        description="50 USD of skincare in a month: 200 points and the Skincare Devotee badge",
+        kind=CriterionKind.CATEGORY_SPEND,
+        category="skincare",
+        target=Decimal(50),
+        counts=Counts.PLACED,
+        starts_at=_utc(year, 1, 1),
+        ends_at=_utc(year + 1, 1, 1),
+        repeat=Repeat.MONTH,
+        reward_points=200,
+        reward_badge=devotee,
+        leaderboard_size=10,
+    )

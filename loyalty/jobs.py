@@ -80,3 +80,10 @@ def _idempotency_purge(now):
     from loyalty.services.settlement import idempotency_records_purge
 
     return idempotency_records_purge(now)
+
+
+@job("challenges_close", every=crontab(minute=40, hour="*/3"), description="Close challenges past their grace period")
+def _challenges_close(now):
+    from loyalty.services.gamification import challenges_close
+
+    return challenges_close(now)

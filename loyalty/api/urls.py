@@ -1,6 +1,6 @@
 from django.urls import path
 
-from loyalty.api import events, members, orders, redemptions, rewards
+from loyalty.api import events, gamification, members, orders, redemptions, rewards
 
 urlpatterns = [
     path("members/", members.MemberListApi.as_view()),
@@ -17,4 +17,8 @@ urlpatterns = [
     path("rewards/", rewards.RewardListApi.as_view()),
     path("rewards/<int:pk>/claim/", rewards.RewardClaimApi.as_view()),
     path("events/", events.EventListApi.as_view()),
+    path("members/<str:member>/badges/", gamification.MemberBadgesApi.as_view()),
+    path("members/<str:member>/challenges/", gamification.MemberChallengesApi.as_view()),
+    path("members/<str:member>/challenges/<int:pk>/join/", gamification.ChallengeJoinApi.as_view()),
+    path("challenges/<int:pk>/leaderboard/", gamification.LeaderboardApi.as_view()),
 ]

@@ -8,13 +8,15 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from loyalty.models import Event, Program
 from loyalty.selectors.members import member_get
 
-# Processors of events, in order. Each is `processor(event) -> None` and must be idempotent;
-# the gamification and webhook modules register themselves here.
-PROCESSORS: list = []
+# What consumes events, in order: each is `processor(event, now=...)` and must be idempotent.
+PROCESSORS = [
+    "loyalty.services.gamification.gamification_process",
+]
 
 
 def event_record(
@@ -73,7 +75,7 @@ def events_process(*, event_ids: list[int], now: datetime | None = None) -> int:
             if event is None:  # processed already, or being processed by another worker
                 continue
             for processor in PROCESSORS:
-                processor(event)
+                import_string(processor)(event, now=now)
             event.processed_at = now
             event.save(update_fields=["processed_at"])
             done += 1

@@ -79,6 +79,7 @@ class Book:
         self._movements: list[tuple[Lot, Posted, int]] = []
         self._events: list[Event] = []
         self.completed_orders: set[int] = set()  # orders whose points matured in this book
+        self._save_after: list = []
         self.committed = False
 
     # --- accounts -------------------------------------------------------------------------------
@@ -201,6 +202,16 @@ class Book:
             )
         )
 
+    def save_after(self, obj) -> None:
+        """Save a row that points at what this book writes (an award, a claim) once it is written."""
+        self._save_after.append(obj)
+
+    def will_save(self, model, **fields) -> bool:
+        """Is a row like this already waiting to be saved by this book?"""
+        return any(
+            isinstance(obj, model) and all(getattr(obj, k) == v for k, v in fields.items()) for obj in self._save_after
+        )
+
     # --- commit ---------------------------------------------------------------------------------
     def commit(self) -> None:
         """Write everything posted, in an order that keeps locks short and deadlock-free."""
@@ -232,6 +243,8 @@ class Book:
             Order.objects.filter(pk__in=self.completed_orders, status=OrderStatus.PENDING).update(
                 status=OrderStatus.COMPLETED
             )
+        for obj in self._save_after:
+            obj.save()
         if self._events:
             Event.objects.bulk_create(self._events)
             from loyalty.services.events import events_dispatch

@@ -1,0 +1,243 @@
+"""Badges and challenges, evaluated from events after commit (never inside checkout's transaction).
+
+For each event, under the member's lock: the badges the member does not have yet and the open
+challenge periods whose criterion the event can move are re-evaluated from the database. A badge is
+awarded once (unique constraint); a challenge period pays once (its progress row says so). Refunds
+lower progress until completion; a reward given stands (documented in README).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from loyalty import errors
+from loyalty.dates import start_of_next_month
+from loyalty.models import AccountKind, Event, Member, MemberStatus, Order, TransactionKind
+from loyalty.models.gamification import Badge, BadgeAward, Challenge, ChallengeProgress, CriterionKind, Repeat
+from loyalty.rules.criteria import KINDS, ORDER_KINDS, Window, kinds_for
+from loyalty.services.ledger import Book
+from loyalty.services.locks import members_lock
+from loyalty.services.points import points_credit
+
+
+class NotOptIn(errors.LoyaltyError):
+    code, title = "challenge_not_opt_in", "Everyone takes part in this challenge: there is nothing to join"
+
+
+class ChallengeNotOpen(errors.LoyaltyError):
+    code, title = "challenge_not_open", "The challenge is not running"
+
+
+class ChallengeNotFound(errors.NotFound):
+    code, title = "challenge_not_found", "No such challenge"
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime
+    end: datetime
+
+
+def grace(challenge: Challenge) -> timedelta:
+    """How long after a period ends late events (refunds, maturity) still move its progress."""
+    return timedelta(days=challenge.program.pending_days + 1)
+
+
+def challenge_periods(challenge: Challenge, now: datetime) -> list[Period]:
+    """The periods that have started by `now`: the window, or each calendar month of it."""
+    if challenge.repeat == Repeat.NONE:
+        return [Period(challenge.starts_at, challenge.ends_at)] if challenge.starts_at <= now else []
+    periods, start = [], challenge.starts_at
+    while start < challenge.ends_at and start <= now:
+        end = min(start_of_next_month(start, challenge.program.timezone), challenge.ends_at)
+        periods.append(Period(start, end))
+        start = end
+    return periods
+
+
+def period_current(challenge: Challenge, now: datetime) -> Period | None:
+    """The period running now, else the last one that ran."""
+    periods = challenge_periods(challenge, now)
+    running = [p for p in periods if p.start <= now < p.end]
+    return (running or periods or [None])[-1]
+
+
+def periods_open(challenge: Challenge, now: datetime) -> list[Period]:
+    return [p for p in challenge_periods(challenge, now) if now < p.end + grace(challenge)]
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+def gamification_process(event: Event, *, now: datetime) -> None:
+    """The event processor (loyalty.services.events.PROCESSORS)."""
+    if event.member_id is None:
+        return
+    gamification_evaluate(member_id=event.member_id, event_type=event.type, now=now)
+
+
+def gamification_evaluate(
+    *, member_id: int, now: datetime, event_type: str | None = None, challenge: Challenge | None = None
+) -> None:
+    """Re-evaluate what an event of `event_type` can move for a member (everything when None; one
+    challenge only when given)."""
+    with transaction.atomic():
+        [member] = members_lock(member_ids=[member_id])
+        if member.status != MemberStatus.ACTIVE:
+            return
+        program = member.program
+        book = Book(program=program, now=now)
+        if challenge is None:
+            badges = Badge.objects.filter(program=program, active=True).exclude(awards__member=member)
+            challenges = Challenge.objects.filter(
+                program=program, active=True, closed_at__isnull=True, starts_at__lte=now
+            )
+            if event_type:
+                badges, challenges = badges.filter(kinds_for(event_type)), challenges.filter(kinds_for(event_type))
+            for badge in badges.select_related("tier", "program"):
+                window = Window.until(badge.starts_at, badge.ends_at, now)
+                value = KINDS[badge.kind].value(badge, member, window, now)
+                if value >= badge.target:
+                    badge_award(book, member=member, badge=badge, value=value, source="criterion")
+            challenges = list(challenges.select_related("tier", "program", "reward_badge"))
+        else:
+            challenges = [challenge]
+        for found in challenges:
+            for period in periods_open(found, now):
+                _progress(book, member, found, period, now)
+        book.commit()
+
+
+def _progress(book: Book, member: Member, challenge: Challenge, period: Period, now: datetime) -> None:
+    row = ChallengeProgress.objects.filter(challenge=challenge, member=member, period_start=period.start).first()
+    if challenge.opt_in and (row is None or row.joined_at is None):
+        return  # not joined: no progress
+    start = max(period.start, row.joined_at) if challenge.opt_in else period.start
+    value = KINDS[challenge.kind].value(challenge, member, Window.until(start, period.end, now), now)
+    if row is None:
+        if not value:
+            return
+        row = ChallengeProgress(challenge=challenge, member=member, period_start=period.start)
+    if value != row.value or row.pk is None:
+        row.value, row.reached_at = value, now
+    if row.completed_at is None and value >= challenge.target:
+        row.completed_at = now
+        if challenge.reward_points:
+            lot = points_credit(
+                book,
+                member=member,
+                asset=book.program.primary_asset,
+                amount=challenge.reward_points,
+                kind=TransactionKind.CHALLENGE,
+                source=AccountKind.GAMIFICATION,
+                reference=f"Challenge: {challenge.name}",
+            )
+            row.transaction = lot.transaction
+        if challenge.reward_badge_id:
+            badge_award(
+                book, member=member, badge=challenge.reward_badge, value=value, source=f"challenge:{challenge.code}"
+            )
+        book.emit(
+            "challenge.completed",
+            member,
+            {
+                "challenge": challenge.code,
+                "period_start": period.start.isoformat(),
+                "points": challenge.reward_points,
+            },
+        )
+        book.save_after(row)
+        return
+    row.save()
+
+
+def badge_award(book: Book, *, member: Member, badge: Badge, value, source: str) -> BadgeAward | None:
+    """Award once (the member is locked; a unique constraint backs it). -> the award, or None."""
+    if (
+        book.will_save(BadgeAward, badge_id=badge.pk, member_id=member.pk)
+        or BadgeAward.objects.filter(badge=badge, member=member).exists()
+    ):
+        return None
+    award = BadgeAward(badge=badge, member=member, awarded_at=book.now, value=value, source=source)
+    if badge.points:
+        lot = points_credit(
+            book,
+            member=member,
+            asset=book.program.primary_asset,
+            amount=badge.points,
+            kind=TransactionKind.BADGE,
+            source=AccountKind.GAMIFICATION,
+            reference=f"Badge: {badge.name}",
+        )
+        award.transaction = lot.transaction
+    book.emit("badge.awarded", member, {"badge": badge.code, "name": badge.name, "points": badge.points})
+    book.save_after(award)
+    return award
+
+
+# --- joining, recompute, closing ------------------------------------------------------------------
+def challenge_join(*, challenge: Challenge, member: Member, now: datetime | None = None) -> ChallengeProgress:
+    """Opt in to the running period; activity counts from now. Joining twice is joining once."""
+    now = now or timezone.now()
+    if not challenge.opt_in:
+        raise NotOptIn()
+    period = period_current(challenge, now)
+    if not challenge.active or period is None or not period.start <= now < period.end:
+        raise ChallengeNotOpen(f"{challenge.name} is not running")
+    with transaction.atomic():
+        members_lock(member_ids=[member.pk])
+        row, _ = ChallengeProgress.objects.get_or_create(
+            challenge=challenge, member=member, period_start=period.start, defaults={"joined_at": now}
+        )
+        if row.joined_at is None:
+            row.joined_at = now
+            row.save(update_fields=["joined_at"])
+    return row
+
+
+def challenge_participants(challenge: Challenge) -> list[int]:
+    """Members who may have progress: a progress row, or activity of the criterion's kind in the window."""
+    start, end, program = challenge.starts_at, challenge.ends_at, challenge.program
+    ids = set(ChallengeProgress.objects.filter(challenge=challenge).values_list("member_id", flat=True))
+    if challenge.opt_in:
+        return sorted(ids)
+    if challenge.kind in ORDER_KINDS:
+        activity = Order.objects.filter(program=program, placed_at__gte=start, placed_at__lt=end)
+    elif challenge.kind == CriterionKind.EVENT_COUNT:
+        activity = Event.objects.filter(
+            program=program, type=challenge.event_type, occurred_at__gte=start, occurred_at__lt=end
+        )
+    elif challenge.kind == CriterionKind.REFERRALS:
+        from referrals.models import Referral
+
+        activity = Referral.objects.filter(program=program, decided_at__gte=start, decided_at__lt=end).annotate(
+            member_id=F("referrer_id")
+        )
+    else:  # tier reached
+        activity = Member.objects.filter(program=program, tier__rank__gte=challenge.tier.rank).annotate(
+            member_id=F("pk")
+        )
+    ids.update(activity.values_list("member_id", flat=True).distinct())
+    return sorted(ids)
+
+
+def challenge_recompute(*, challenge: Challenge, now: datetime | None = None) -> int:
+    """Re-evaluate every possible participant of a challenge with the same code as live evaluation
+    (after staff edited it). Completions stand; a lowered target completes whoever reached it."""
+    now = now or timezone.now()
+    member_ids = challenge_participants(challenge)
+    for member_id in member_ids:
+        gamification_evaluate(member_id=member_id, now=now, challenge=challenge)
+    return len(member_ids)
+
+
+def challenges_close(now: datetime) -> int:
+    """Challenges whose last period is past its grace period are final."""
+    closed = 0
+    for challenge in Challenge.objects.filter(closed_at__isnull=True, ends_at__lte=now).select_related("program"):
+        if now >= challenge.ends_at + grace(challenge):
+            challenge.closed_at = now
+            challenge.save(update_fields=["closed_at"])
+            closed += 1
+    return closed
