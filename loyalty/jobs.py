@@ -87,3 +87,17 @@ def _challenges_close(now):
     from loyalty.services.gamification import challenges_close
 
     return challenges_close(now)
+
+
+@job("webhooks_deliver", every=schedule(60), description="Deliver webhooks whose next attempt is due")
+def _webhooks_deliver(now):
+    from loyalty.services.webhooks import webhooks_deliver_due
+
+    return webhooks_deliver_due(now)
+
+
+@job("points_expiring", every=crontab(minute=15, hour=7), description="Announce points expiring in 30 days")
+def _points_expiring(now):
+    from loyalty.services.webhooks import points_expiring_announce
+
+    return points_expiring_announce(now)

@@ -21,3 +21,11 @@ def job_run_task(name: str, as_of: str | None = None) -> dict:
 
     now = datetime.fromisoformat(as_of) if as_of else timezone.now()
     return job_run(name, now=now)
+
+
+@shared_task(acks_late=True, time_limit=60)
+def webhook_deliver_task(delivery_id: int) -> str:
+    """One delivery attempt; retries are scheduled on the row (next_attempt_at), not in Celery."""
+    from loyalty.services.webhooks import webhook_deliver
+
+    return webhook_deliver(delivery_id=delivery_id)

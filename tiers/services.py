@@ -417,6 +417,7 @@ def birthdays_announce(now: datetime) -> int:
     """Once a year per member, in the birthday month: a `birthday.month` event (for the webhook or
     the e-mail that invites them to take the gift or the points). Deduplicated by event id."""
     from loyalty.models import Event
+    from loyalty.services.events import events_create_once
 
     done = 0
     for program in Program.objects.all():
@@ -436,7 +437,7 @@ def birthdays_announce(now: datetime) -> int:
                 )
                 for pk in ids
             ]
-            done += len(Event.objects.bulk_create(events, ignore_conflicts=True))
+            done += events_create_once(events)
     return done
 
 

@@ -18,8 +18,13 @@ from .program import Asset, AssetKind, ExpiryPolicy, FxRate, Program, RefundPoli
 from .redemption import Redemption, RedemptionStatus
 from .rewards import LimitPeriod, Reward, RewardClaim, RewardKind
 from .rules import EarnRule, EarnRuleKind
+from .webhooks import WEBHOOK_EVENTS, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "WEBHOOK_EVENTS",
+    "DeliveryStatus",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "ALL_SCOPES",
     "Account",
     "AccountKind",

@@ -16,6 +16,7 @@ from loyalty.selectors.members import member_get
 # What consumes events, in order: each is `processor(event, now=...)` and must be idempotent.
 PROCESSORS = [
     "loyalty.services.gamification.gamification_process",
+    "loyalty.services.webhooks.webhooks_enqueue",
 ]
 
 
@@ -90,3 +91,12 @@ def events_sweep(*, now: datetime) -> int:
         .values_list("id", flat=True)[:5000]
     )
     return events_process(event_ids=ids, now=now)
+
+
+def events_create_once(events: list[Event]) -> int:
+    """Insert events whose `external_id` is new (announcements made once); -> how many were new."""
+    ids = [e.external_id for e in events]
+    seen = set(Event.objects.filter(external_id__in=ids).values_list("program_id", "external_id"))
+    new = [e for e in events if (e.program_id, e.external_id) not in seen]
+    Event.objects.bulk_create(new, ignore_conflicts=True)  # a concurrent run: the constraint decides
+    return len(new)

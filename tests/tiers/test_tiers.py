@@ -266,3 +266,13 @@ def test_birthday_gift_or_points_once_a_year(api, program, member, member_factor
         birthday_take(member=vib, choice="gift", now=datetime(2027, 7, 1, tzinfo=UTC))
     with pytest.raises(BirthdayPointsNotForTier):
         birthday_take(member=member, choice="points", now=datetime(2027, 6, 1, tzinfo=UTC))
+
+
+def test_birthday_month_is_announced_once_a_year(program, member):
+    from tiers.services import birthdays_announce
+
+    member.birth_date = date(1990, 6, 20)
+    member.save()
+    assert birthdays_announce(datetime(2026, 6, 1, tzinfo=UTC)) == 1
+    assert birthdays_announce(datetime(2026, 6, 2, tzinfo=UTC)) == 0
+    assert birthdays_announce(datetime(2026, 7, 1, tzinfo=UTC)) == 0
