@@ -159,7 +159,7 @@ def demo_program_seed(*, year: int) -> Program:
         active=True,
     )
     _gamification_seed(program, tiers, year)
-    return program
+    return Program.objects.get(pk=program.pk)  # fresh: no relation cached while it was being built
 
 
 BADGES = [  # code, name, icon, kind, target, parameters

@@ -15,11 +15,10 @@ ZERO = Decimal("0")
 
 def tier_policy(program: Program) -> TierPolicy:
     """The program's policy (the defaults when staff never set one)."""
-    if not hasattr(program, "_tier_policy"):
-        policy = TierPolicy.objects.filter(program=program).first() or TierPolicy(program=program)
-        policy.program = program
-        program._tier_policy = policy
-    return program._tier_policy
+    try:
+        return program.tier_policy  # cached on the program once read (or select_related with it)
+    except TierPolicy.DoesNotExist:
+        return TierPolicy(program=program)
 
 
 def tiers_ranked(program: Program) -> list[Tier]:
@@ -170,7 +169,7 @@ def tier_progress(*, member: Member, now: datetime) -> dict | None:
     if next_tier and policy.window == TierWindow.CALENDAR_YEAR:
         by = local_date(end, program.timezone) - timedelta(days=1)
     if next_tier is None:
-        message = f"You are {effective.name}, our top tier."
+        message = f"You have reached {status.tier.name}, our top tier."
     elif policy.window == TierWindow.CALENDAR_YEAR:
         message = f"Spend {needed:.2f} {base} more by {by:%d %b %Y} for {next_tier.name}"
     elif policy.window == TierWindow.ROLLING_12_MONTHS:

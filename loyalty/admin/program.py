@@ -1,5 +1,6 @@
 """Running the program: the program itself with its accepted currencies and FX rates, point
-currencies and earn rules; earn rules and promotions on their own list; the rewards catalog."""
+currencies, earn rules and tier policy; earn rules and promotions on their own list; the rewards
+catalog. The tiers themselves are in tiers/admin.py."""
 
 import zoneinfo
 from decimal import Decimal
@@ -13,6 +14,7 @@ from django.utils import timezone
 from loyalty.models import Asset, EarnRule, FxRate, Program, Reward
 from loyalty.services.ledger import system_accounts_create
 from loyalty.services.programs import program_create
+from tiers.models import TierPolicy
 
 from .base import (
     ProgramScopedInlineFormSet,
@@ -179,6 +181,17 @@ class EarnRuleInline(admin.TabularInline):
     verbose_name_plural = "earn rules and promotions"
 
 
+class TierPolicyInline(admin.TabularInline):
+    """How tiers are earned and kept. A program without one runs on the defaults shown (an unchanged
+    form saves nothing). A change is not retroactive: status already earned keeps its end date."""
+
+    model = TierPolicy
+    fields = ("window", "downgrade_policy")
+    extra = 1
+    can_delete = False
+    verbose_name_plural = "tier policy (how tiers are earned and kept)"
+
+
 @admin.register(Program)
 class ProgramAdmin(admin.ModelAdmin):
     form = ProgramForm
@@ -195,7 +208,7 @@ class ProgramAdmin(admin.ModelAdmin):
         ("Points", {"fields": ("pending_days", "expiry_policy", "expiry_months", "refund_policy")}),
         ("Metrics", {"fields": ("activity_window_days", "acquisition_cost")}),
     )
-    inlines = (FxRateInline, AssetInline, EarnRuleInline)
+    inlines = (FxRateInline, AssetInline, EarnRuleInline, TierPolicyInline)
 
     def has_delete_permission(self, request, obj=None):
         return False  # members, orders and the ledger belong to it

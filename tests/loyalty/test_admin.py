@@ -1,7 +1,7 @@
 """The staff admin: every page renders, members are found, adjustments go through the ledger,
 ledger rows are view-only, API keys show their secret once, the member page has bounded queries."""
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
 
@@ -32,18 +32,20 @@ from loyalty.models import (
     hash_secret,
 )
 from loyalty.selectors.members import member_balances
+from loyalty.services.members import member_update
 from loyalty.services.orders import order_refund
 from loyalty.services.redemptions import redemption_hold
 from loyalty.services.rewards import reward_claim
 from referrals.models import ReferralCode
 from tests.conftest import JUNE, CheckedClient
 from tests.factories import place_order
-from tiers.models import Tier
+from tiers.models import BirthdayGift, Tier, TierChange, TierEvaluation
+from tiers.services import birthday_take, tier_year_end_evaluate
 
 pytestmark = pytest.mark.usefixtures("june")
 
 LEDGER = (Account, Transaction, Entry, Lot, LotMovement)
-VIEW_ONLY = (*LEDGER, Order, Redemption, RewardClaim, Event, ReferralCode)
+VIEW_ONLY = (*LEDGER, Order, Redemption, RewardClaim, Event, ReferralCode, TierChange, TierEvaluation, BirthdayGift)
 ADDABLE = {Program, EarnRule, Reward, ApiKey, Tier}
 
 
@@ -145,6 +147,9 @@ def busy(program, member, api_key):
     redemption_hold(program=program, member_external_id=member.external_id, points=500, now=JUNE)
     sample = Reward.objects.get(program=program, name="Deluxe sample")
     reward_claim(program=program, reward_id=sample.pk, member_external_id=member.external_id, now=JUNE)
+    member = member_update(member=member, birth_date=date(1990, 6, 3))
+    birthday_take(member=member, choice="gift", now=JUNE)
+    tier_year_end_evaluate(program=program, year=2026, now=datetime(2026, 1, 1, tzinfo=UTC))
     return member
 
 
