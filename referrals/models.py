@@ -108,6 +108,7 @@ class Referral(models.Model):
     )
 
     class Meta:
+        permissions = [("decide_referral", "Can hold, approve or reject a referral")]
         indexes = [
             models.Index(fields=["referrer", "status", "decided_at"], name="referral_referrer_status"),
             models.Index(fields=["program", "status"], name="referral_status"),

@@ -16,6 +16,7 @@ from django.utils import timezone
 from loyalty import errors
 from loyalty.dates import month_bounds
 from loyalty.models import AccountKind, Member, MemberStatus, Order, OrderStatus, Program, TransactionKind
+from loyalty.services.audit import audit_record, staff_require
 from loyalty.services.ledger import Book
 from loyalty.services.locks import members_lock
 from loyalty.services.points import points_credit
@@ -273,7 +274,8 @@ def referrals_qualify(now: datetime) -> int:
 
 
 # --- staff decisions --------------------------------------------------------------------------------
-def _staff_decision(referral: Referral, now: datetime | None):
+def _staff_decision(referral: Referral, now: datetime | None, staff_user=None):
+    staff_require(staff_user, "referrals.decide_referral", "decide referrals")
     now = now or timezone.now()
     members = {m.pk: m for m in members_lock(member_ids=[referral.referrer_id, referral.referee_id])}
     referral = Referral.objects.get(pk=referral.pk)
@@ -284,11 +286,12 @@ def _staff_decision(referral: Referral, now: datetime | None):
 def referral_hold(*, referral: Referral, staff_user, note: str, now: datetime | None = None) -> Referral:
     """Park a pending referral for review: the job leaves it alone until staff decide."""
     with transaction.atomic():
-        referral, book = _staff_decision(referral, now)
+        referral, book = _staff_decision(referral, now, staff_user)
         if referral.status != ReferralStatus.PENDING:
             raise errors.LoyaltyError(f"Only a pending referral can be held (this one is {referral.status})")
         referral.status, referral.note, referral.decided_by = ReferralStatus.HELD, note[:300], staff_user
         referral.save(update_fields=["status", "note", "decided_by"])
+        _audit(staff_user, "referral.hold", referral, ReferralStatus.PENDING, note, book.now)
     return referral
 
 
@@ -296,11 +299,13 @@ def referral_reject(*, referral: Referral, staff_user, note: str, now: datetime 
     if not note.strip():
         raise errors.InvalidInput("A decision needs a reason", errors=[{"field": "note", "message": "required"}])
     with transaction.atomic():
-        referral, book = _staff_decision(referral, now)
+        referral, book = _staff_decision(referral, now, staff_user)
         if referral.status not in (ReferralStatus.PENDING, ReferralStatus.HELD):
             raise errors.LoyaltyError(f"A {referral.status} referral cannot be rejected")
+        status_before = referral.status
         _reject(book, referral, RejectionReason.STAFF, note=note, staff_user=staff_user)
         referral.save()
+        _audit(staff_user, "referral.reject", referral, status_before, note, book.now)
         book.commit()
     return referral
 
@@ -312,13 +317,28 @@ def referral_approve(*, referral: Referral, staff_user, note: str, now: datetime
     if not note.strip():
         raise errors.InvalidInput("A decision needs a reason", errors=[{"field": "note", "message": "required"}])
     with transaction.atomic():
-        referral, _ = _staff_decision(referral, now)
+        referral, _ = _staff_decision(referral, now, staff_user)
         if referral.status not in (ReferralStatus.HELD, ReferralStatus.REJECTED):
             raise errors.LoyaltyError(f"A {referral.status} referral needs no approval")
+        status_before = referral.status
         referral.status, referral.reason, referral.staff_approved = ReferralStatus.PENDING, "", True
         referral.note, referral.decided_by = note[:300], staff_user
         referral.save()
+        _audit(staff_user, "referral.approve", referral, status_before, note, now)
     return referral_decide(referral_id=referral.pk, now=now)
+
+
+def _audit(staff_user, action: str, referral: Referral, before: str, note: str, now: datetime) -> None:
+    audit_record(
+        actor=staff_user,
+        action=action,
+        obj=referral,
+        program=referral.program,
+        reason=note,
+        before={"status": before},
+        after={"status": referral.status},
+        now=now,
+    )
 
 
 def referral_code_regenerate(*, member: Member, now: datetime | None = None) -> ReferralCode:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from loyalty import errors
 from loyalty.dates import local_date, year_bounds
 from loyalty.models import AccountKind, Member, Order, Program, Reward, RewardClaim, RewardKind, TransactionKind
+from loyalty.services.audit import audit_record, staff_require
 from loyalty.services.ledger import Book
 from loyalty.services.locks import members_lock
 from loyalty.services.points import points_credit
@@ -173,6 +174,7 @@ def tier_override_set(
 ) -> Member:
     """Pin a tier until a date (inclusive), with a reason; the earned tier keeps being computed."""
     now = now or timezone.now()
+    staff_require(staff_user, "loyalty.pin_tier", "pin a tier")
     if tier.program_id != member.program_id:
         raise errors.InvalidInput("That tier belongs to another program")
     if not reason.strip():
@@ -197,17 +199,39 @@ def tier_override_set(
             changed_at=now,
         )
         _announce(book, member, before, tier, TierChangeReason.OVERRIDE)
+        audit_record(
+            actor=staff_user,
+            action="tier.pin",
+            obj=member,
+            program=member.program,
+            reason=reason.strip(),
+            before={"tier": before.code if before else None},
+            after={"tier": tier.code, "until": until.isoformat()},
+            now=now,
+        )
         book.commit()
     return member
 
 
 def tier_override_clear(*, member: Member, staff_user, reason: str = "", now: datetime | None = None) -> Member:
     now = now or timezone.now()
+    staff_require(staff_user, "loyalty.pin_tier", "end a tier pin")
     with transaction.atomic():
         [member] = members_lock(member_ids=[member.pk])
         book = Book(program=member.program, now=now)
         if member.tier_override_id:
+            pinned = member.tier_override
             _override_end(book, member, staff_user=staff_user, note=reason)
+            audit_record(
+                actor=staff_user,
+                action="tier.unpin",
+                obj=member,
+                program=member.program,
+                reason=reason,
+                before={"tier": pinned.code},
+                after={"tier": member.tier.code if member.tier else None},
+                now=now,
+            )
         book.commit()
     return member
 

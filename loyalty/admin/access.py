@@ -99,7 +99,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
             obj.save(update_fields=["name"])
             return
         key, raw = api_key_create(
-            program=form.cleaned_data["program"], name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"]
+            program=form.cleaned_data["program"],
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"],
+            actor=request.user,
         )
         for name in ("pk", "prefix", "hashed", "scopes", "created_at"):
             setattr(obj, name, getattr(key, name))
@@ -141,7 +144,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return TemplateResponse(request, "admin/loyalty/apikey/revoke_confirmation.html", context)
         revoked = 0
         for key in active:
-            api_key_revoke(key=key)
+            api_key_revoke(key=key, actor=request.user)
             self.log_change(request, key, "Revoked")
             revoked += 1
         self.message_user(

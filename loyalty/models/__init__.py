@@ -1,4 +1,5 @@
 from .access import ALL_SCOPES, KEY_PREFIX, ApiKey, IdempotencyRecord, Scope, hash_secret
+from .audit import AuditEntry
 from .events import Event
 from .gamification import Badge, BadgeAward, Challenge, ChallengeProgress, Counts, CriterionKind, Repeat
 from .ledger import (
@@ -21,6 +22,7 @@ from .rules import EarnRule, EarnRuleKind
 from .webhooks import WEBHOOK_EVENTS, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "AuditEntry",
     "WEBHOOK_EVENTS",
     "DeliveryStatus",
     "WebhookDelivery",

@@ -54,6 +54,12 @@ class Member(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        permissions = [
+            ("adjust_points", "Can adjust points (up to the program's limit)"),
+            ("adjust_points_unlimited", "Can adjust points beyond the program's limit"),
+            ("pin_tier", "Can pin a member's tier"),
+            ("erase_member", "Can export and erase a member's personal data"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["program", "external_id"], name="member_external_id_unique"),
             models.UniqueConstraint("program", Lower("email"), name="member_email_unique"),

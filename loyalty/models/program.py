@@ -48,6 +48,9 @@ class Program(models.Model):
         currency_choices=CURRENCY_CHOICES,
         help_text="Metrics: subtracted from CLV when set.",
     )
+    staff_adjust_limit = models.PositiveIntegerField(
+        default=1000, help_text="Most points one adjustment may move, for staff without the unlimited permission."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -6,7 +6,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from loyalty import errors
-from loyalty.models import AccountKind, Member, Transaction, TransactionKind
+from loyalty.models import AccountKind, Member, MemberStatus, Transaction, TransactionKind
+from loyalty.services.audit import AdjustmentOverLimit, audit_record, staff_require
 from loyalty.services.ledger import Book
 from loyalty.services.locks import members_lock
 from loyalty.services.points import available_spend, points_credit
@@ -32,6 +33,11 @@ def points_adjust(
     if not reason.strip():
         raise errors.InvalidInput("An adjustment needs a reason", errors=[{"field": "reason", "message": "required"}])
     program = member.program
+    staff_require(staff_user, "loyalty.adjust_points", "adjust points")
+    if abs(points) > program.staff_adjust_limit and not staff_user.has_perm("loyalty.adjust_points_unlimited"):
+        raise AdjustmentOverLimit(f"{abs(points)} points is over your limit of {program.staff_adjust_limit}")
+    if member.status == MemberStatus.CLOSED:
+        raise errors.MemberClosed()
     asset = asset_get(program=program, code=asset_code)
     fields = {
         "kind": TransactionKind.ADJUST,
@@ -42,6 +48,7 @@ def points_adjust(
     with transaction.atomic():
         [member] = members_lock(member_ids=[member.pk])
         book = Book(program=program, now=now)
+        before = book.balance(member, asset, "available")
         if points > 0:
             lot = points_credit(
                 book, member=member, asset=asset, amount=points, source=AccountKind.ADJUSTMENTS, **fields
@@ -58,5 +65,15 @@ def points_adjust(
                 **fields,
             ).row
         book.emit("points.adjusted", member, {"points": points, "reason": reason.strip(), "asset": asset.code})
+        audit_record(
+            actor=staff_user,
+            action="points.adjust",
+            obj=member,
+            program=program,
+            reason=reason.strip(),
+            before={"available": before},
+            after={"available": book.balance(member, asset, "available")},
+            now=now,
+        )
         book.commit()
     return row

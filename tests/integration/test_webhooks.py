@@ -63,8 +63,9 @@ def receiver():
 
 def order_and_process(program, member, now=JUNE):
     place_order(program, member, "100.00", placed_at=now)
-    events_process(event_ids=list(Event.objects.filter(processed_at__isnull=True).values_list("pk", flat=True)),
-                   now=now)
+    events_process(
+        event_ids=list(Event.objects.filter(processed_at__isnull=True).values_list("pk", flat=True)), now=now
+    )
     return WebhookDelivery.objects.get(event__type="points.earned")
 
 
@@ -77,8 +78,9 @@ def test_a_signed_event_after_an_order(program, member, receiver):
 
     [(headers, body)] = hooks.requests
     assert webhook_signature_verify(body=body, header=headers["Loyalty-Signature"], secret=endpoint.secret, now=JUNE)
-    assert not webhook_signature_verify(body=body + b" ", header=headers["Loyalty-Signature"], secret=endpoint.secret,
-                                        now=JUNE)
+    assert not webhook_signature_verify(
+        body=body + b" ", header=headers["Loyalty-Signature"], secret=endpoint.secret, now=JUNE
+    )
     payload = json.loads(body)
     assert (payload["type"], payload["member"], payload["data"]["points"]) == ("points.earned", "anna", 100)
     assert payload["id"] == f"evt_{delivery.event_id}" == headers["Loyalty-Event-Id"]
@@ -137,14 +139,16 @@ def test_secret_rotation_keeps_the_old_secret_valid_for_24_hours(program, member
     headers, body = hooks.requests[-1]
     assert headers["Loyalty-Signature"].count("v1=") == 2
     for secret in (old, new):
-        assert webhook_signature_verify(body=body, header=headers["Loyalty-Signature"], secret=secret,
-                                        now=JUNE + timedelta(hours=1))
+        assert webhook_signature_verify(
+            body=body, header=headers["Loyalty-Signature"], secret=secret, now=JUNE + timedelta(hours=1)
+        )
     resent = webhook_resend(delivery=delivery, now=JUNE + timedelta(hours=25))
     webhook_deliver(delivery_id=resent.pk, now=JUNE + timedelta(hours=25))
     headers, body = hooks.requests[-1]
     assert headers["Loyalty-Signature"].count("v1=") == 1
-    assert not webhook_signature_verify(body=body, header=headers["Loyalty-Signature"], secret=old,
-                                        now=JUNE + timedelta(hours=25))
+    assert not webhook_signature_verify(
+        body=body, header=headers["Loyalty-Signature"], secret=old, now=JUNE + timedelta(hours=25)
+    )
 
 
 def test_unsubscribed_events_are_not_sent_and_an_event_processed_twice_is_delivered_once(program, member, receiver):
