@@ -22,7 +22,10 @@ def tier_policy(program: Program) -> TierPolicy:
 
 
 def tiers_ranked(program: Program) -> list[Tier]:
-    return list(Tier.objects.filter(program=program).order_by("rank"))
+    """The program's tiers, lowest first (read once per program instance)."""
+    if not hasattr(program, "_tiers_ranked"):
+        program._tiers_ranked = list(Tier.objects.filter(program=program).order_by("rank"))
+    return program._tiers_ranked
 
 
 def tier_for_spend(tiers: list[Tier], spend: Decimal) -> Tier | None:

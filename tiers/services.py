@@ -129,15 +129,21 @@ def tier_refresh(book: Book, *, member: Member) -> Tier | None:
 
 def tier_spend_changed(book: Book, *, member: Member, order: Order, reason: str = TierChangeReason.SPEND) -> None:
     """An order, refund or cancel changed the member's qualifying spend in the current window."""
+    policy = tier_policy(member.program)
+    start, end = window_bounds(policy, book.now)
+    if start is not None and not start <= order.placed_at < end:
+        return  # an order of an earlier window: its evaluation stands
+    tier_spend_apply(book, member=member, spend=spend_between(member, start, end), reason=reason)
+
+
+def tier_spend_apply(book: Book, *, member: Member, spend, reason: str = TierChangeReason.SPEND) -> None:
+    """The tier rule for a member whose spend in the current window is now `spend`."""
     program = member.program
     policy = tier_policy(program)
     tiers = tiers_ranked(program)
     if not tiers or member.tier is None:
         return
-    start, end = window_bounds(policy, book.now)
-    if start is not None and not start <= order.placed_at < end:
-        return  # an order of an earlier window: its evaluation stands
-    supported = tier_for_spend(tiers, spend_between(member, start, end))
+    supported = tier_for_spend(tiers, spend)
     current = member.tier
     if supported.rank > current.rank:
         _tier_set(
@@ -164,7 +170,7 @@ def tier_spend_changed(book: Book, *, member: Member, order: Order, reason: str 
                 new,
                 valid_until,
                 reason=TierChangeReason.REFUND,
-                note=f"Spend now {spend_between(member, start, end):.2f} {program.base_currency}",
+                note=f"Spend now {spend:.2f} {program.base_currency}",
             )
 
 

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -9,13 +10,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from loyalty import errors
+from loyalty.api.errors import flatten_errors, problem
 from loyalty.api.fields import CurrencyField, MoneyField
 from loyalty.api.idempotency import idempotent
 from loyalty.api.permissions import request_program
-from loyalty.api.schema import IDEMPOTENCY_KEY, problems
+from loyalty.api.schema import IDEMPOTENCY_KEY, Problem, problems
 from loyalty.models import Order, OrderStatus, Scope
 from loyalty.money import has_valid_precision, money_dict
 from loyalty.services.earning import ZERO, LineDraft, OrderDraft
+from loyalty.services.ingestion import MAX_BATCH, orders_place_bulk
 from loyalty.services.orders import RefundLine, order_cancel, order_place, order_quote, order_refund
 
 MAX_LINES = 500
@@ -315,3 +318,93 @@ class OrderCancelApi(APIView):
             program=request_program(request), order_external_id=external_id, reason=data.validated_data["reason"]
         )
         return Response(order_representation(refund.order))
+
+
+class BatchIn(serializers.Serializer):
+    orders = serializers.ListField(
+        child=serializers.DictField(),
+        allow_empty=False,
+        max_length=MAX_BATCH,
+        help_text=f"Up to {MAX_BATCH} orders, each shaped like POST /orders/",
+    )
+
+
+class BatchResultOut(serializers.Serializer):
+    index = serializers.IntegerField()
+    external_id = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=["created", "exists", "rejected"])
+    order = OrderOut(allow_null=True)
+    problem = Problem(allow_null=True)
+
+
+class BatchOut(serializers.Serializer):
+    created = serializers.IntegerField()
+    exists = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = BatchResultOut(many=True)
+
+
+class OrderBatchApi(APIView):
+    scope = Scope.ORDERS
+
+    @extend_schema(
+        operation_id="orders_batch",
+        request=BatchIn,
+        responses={200: BatchOut, **problems(400)},
+        parameters=[IDEMPOTENCY_KEY],
+        summary="Place up to 1,000 orders: each gets its own result; a bad one does not fail the others",
+    )
+    @idempotent
+    def post(self, request):
+        program = request_program(request)
+        batch = BatchIn(data=request.data)
+        batch.is_valid(raise_exception=True)
+        raw = batch.validated_data["orders"]
+        results: list[dict | None] = [None] * len(raw)
+        drafts, positions = [], []
+        for i, body in enumerate(raw):
+            data = OrderIn(data=body)
+            try:
+                data.is_valid(raise_exception=True)
+            except (serializers.ValidationError, errors.LoyaltyError) as exc:
+                results[i] = _rejected(i, body.get("external_id"), exc)
+                continue
+            drafts.append(data.validated_data["draft"])
+            positions.append(i)
+        placed = orders_place_bulk(program=program, drafts=drafts)
+        prefetch_related_objects([p.order for p in placed if p.order], "lines", "refunds")
+        for i, result in zip(positions, placed, strict=True):
+            results[i] = (
+                _rejected(i, result.external_id, result.error)
+                if result.error
+                else {
+                    "index": i,
+                    "external_id": result.external_id,
+                    "status": result.status,
+                    "order": result.order,
+                    "problem": None,
+                }
+            )
+        counts = {status: sum(r["status"] == status for r in results) for status in ("created", "exists", "rejected")}
+        return Response(BatchOut({**counts, "results": results}).data)
+
+
+def _rejected(index: int, external_id, exc) -> dict:
+    if isinstance(exc, errors.LoyaltyError):
+        body = problem(exc.status, exc.code, exc.title, exc.message, **exc.extra)
+    else:
+        fields = flatten_errors(exc.detail)
+        body = problem(
+            400,
+            "validation_error",
+            "The order is not valid",
+            "; ".join(f"{e['field']}: {e['message']}" for e in fields[:5]),
+            errors=fields,
+        )
+    return {
+        "index": index,
+        "external_id": external_id if isinstance(external_id, str) else None,
+        "status": "rejected",
+        "order": None,
+        "problem": body,
+    }

@@ -8,6 +8,7 @@ urlpatterns = [
     path("members/<str:member>/transactions/", members.MemberTransactionsApi.as_view()),
     path("orders/", orders.OrderListApi.as_view()),
     path("orders/quote/", orders.OrderQuoteApi.as_view()),
+    path("orders/batch/", orders.OrderBatchApi.as_view()),
     path("orders/<str:external_id>/", orders.OrderDetailApi.as_view()),
     path("orders/<str:external_id>/refunds/", orders.OrderRefundApi.as_view()),
     path("orders/<str:external_id>/cancel/", orders.OrderCancelApi.as_view()),

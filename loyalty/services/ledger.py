@@ -100,6 +100,14 @@ class Book:
                 accounts[(a.asset_id, a.kind)] = a
         return accounts[(asset.pk, kind)]
 
+    def preload(self, members: list[Member]) -> None:
+        """Read the accounts of many members in one query (bulk paths)."""
+        wanted = [m.pk for m in members if m.pk not in self._accounts]
+        for pk in wanted:
+            self._accounts[pk] = {}
+        for a in Account.objects.filter(member_id__in=wanted):
+            self._accounts[a.member_id][(a.asset_id, a.kind)] = a
+
     def balance(self, member: Member, asset: Asset, kind: str) -> int:
         return self.account(member, asset, kind).balance
 

@@ -3,6 +3,8 @@ settle what time has made true (maturation, expiry), and the expiry policies."""
 
 from datetime import datetime
 
+from django.db import connection
+
 from loyalty.dates import add_months, start_of_next_month
 from loyalty.errors import InsufficientPoints
 from loyalty.models import (
@@ -56,6 +58,30 @@ def activity_record(book: Book, *, member: Member, at: datetime) -> None:
         for lot in lots:
             if lot.expires_at and book.now < lot.expires_at < new_expiry:
                 lot.expires_at = new_expiry
+
+
+def activity_record_many(book: Book, *, last_at: dict[int, tuple[Member, datetime]]) -> None:
+    """activity_record for many members in two statements (bulk ingestion)."""
+    later = {pk: (m, at) for pk, (m, at) in last_at.items() if m.last_activity_at is None or at > m.last_activity_at}
+    if not later:
+        return
+    for member, at in later.values():
+        member.last_activity_at = at
+    Member.objects.bulk_update([m for m, _ in later.values()], ["last_activity_at"], batch_size=1000)
+    program = book.program
+    if program.expiry_policy != ExpiryPolicy.INACTIVITY:
+        return
+    values = [(pk, add_months(at, program.expiry_months)) for pk, (_, at) in later.items()]
+    rows = ", ".join(["(%s, %s)"] * len(values))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH activity (member_id, new_expiry) AS (VALUES {rows}) "
+            "UPDATE loyalty_lot SET expires_at = activity.new_expiry FROM activity "
+            "WHERE loyalty_lot.member_id = activity.member_id AND loyalty_lot.remaining > 0 "
+            "AND loyalty_lot.state <> 'expired' AND loyalty_lot.expires_at > %s "
+            "AND loyalty_lot.expires_at < activity.new_expiry",
+            [v for pair in values for v in pair] + [book.now],
+        )
 
 
 # --- credit and spend ---------------------------------------------------------------------------
