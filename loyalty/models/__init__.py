@@ -10,6 +10,7 @@ from .ledger import (
     Lot,
     LotMovement,
     LotState,
+    OpeningBalance,
     Transaction,
     TransactionKind,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "MEMBER_BUCKETS",
     "Member",
     "MemberStatus",
+    "OpeningBalance",
     "Order",
     "OrderLine",
     "OrderStatus",

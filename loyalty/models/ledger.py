@@ -188,3 +188,21 @@ class LotMovement(models.Model):
 
     def __str__(self):
         return f"{self.amount:+d} on lot {self.lot_id}"
+
+
+class OpeningBalance(models.Model):
+    """Points brought over from a previous program (`import_balances`): one row per imported line,
+    unique by its id, so re-running an import credits nothing twice."""
+
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="+")
+    external_id = models.CharField(max_length=128)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="opening_balances")
+    points = models.PositiveIntegerField()
+    transaction = models.OneToOneField(Transaction, on_delete=models.PROTECT, related_name="+")
+    imported_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["program", "external_id"], name="opening_balance_once")]
+
+    def __str__(self):
+        return f"{self.external_id}: {self.points}"

@@ -96,6 +96,7 @@ def points_credit(
     earned_at: datetime | None = None,
     matures_at: datetime | None = None,
     order: Order | None = None,
+    expires_at: datetime | None = None,
     **fields,
 ) -> Lot:
     """Credit a new lot from system account `source`: pending until `matures_at`, else available.
@@ -124,7 +125,7 @@ def points_credit(
             state=state,
             earned_at=earned_at,
             matures_at=matures_at,
-            expires_at=expiry_for(member=member, earned_at=earned_at),
+            expires_at=expires_at or expiry_for(member=member, earned_at=earned_at),
             order=order,
             transaction=posted.row,
         )
