@@ -120,6 +120,15 @@ CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
+# A task taken by a worker that dies unacknowledged goes back to the queue after this many seconds
+# (tasks are idempotent and ack late; keep it above the longest task's run time).
+# Redis checks for such tasks every CELERY_RESTORE_INTERVAL seconds.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "3600")),
+    "unacked_restore_interval": int(env("CELERY_RESTORE_INTERVAL", "10")),
+    "unacked_restore_throttle": 1,
+}
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 
 # --- Auth, i18n, static -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -211,6 +220,8 @@ LOYALTY = {
     "IDEMPOTENCY_KEY_TTL_HOURS": int(env("LOYALTY_IDEMPOTENCY_TTL_HOURS", "48")),
     "DEFAULT_HOLD_TTL_SECONDS": 900,
     "MAX_HOLD_TTL_SECONDS": 7 * 24 * 3600,
+    # Members settled per committed transaction by the maturation, expiry and hold jobs.
+    "SETTLE_BATCH": int(env("LOYALTY_SETTLE_BATCH", "200")),
 }
 
 if not DEBUG:

@@ -14,7 +14,7 @@ from loyalty.services.ledger import Book
 from loyalty.services.locks import members_lock
 from loyalty.services.redemptions import member_settle
 
-BATCH = 200
+BATCH = settings.LOYALTY["SETTLE_BATCH"]
 
 
 def members_settle(*, due: QuerySet, now: datetime, batch: int = BATCH) -> int:
