@@ -157,6 +157,9 @@ STORAGES = {
     },
 }
 
+# The largest request body accepted (413 problem+json beyond): a batch of 1,000 orders fits.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(env("MAX_BODY_BYTES", str(8 * 1024 * 1024)))
+
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "rewards@localhost")
 
@@ -183,7 +186,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "loyalty.api.pagination.NewestFirstCursorPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "loyalty.api.throttles.WritesByKeyThrottle",
+        "loyalty.api.throttles.WritesByAddressThrottle",
+    ],
+    "NUM_PROXIES": int(env("NUM_PROXIES", "0")) or None,  # trusted proxies in front: X-Forwarded-For
     "DEFAULT_THROTTLE_RATES": {
+        "writes_per_key": env("THROTTLE_WRITES_PER_KEY", "12000/min"),
+        "writes_per_address": env("THROTTLE_WRITES_PER_ADDRESS", "12000/min"),
         "referral_lookup": env("THROTTLE_REFERRAL_LOOKUP", "30/min"),
         "referral_wrong_code": env("THROTTLE_REFERRAL_WRONG_CODE", "10/hour"),
     },

@@ -3,7 +3,9 @@ detail, a stable `code`, and for validation `errors: [{"field": "lines[0].unit_p
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -66,6 +68,13 @@ def flatten_errors(detail, path: str = "") -> list[dict]:
 def problem_exception_handler(exc, context):
     if isinstance(exc, LoyaltyError):
         return problem_response(exc.status, exc.code, exc.title, exc.message, **exc.extra)
+    if isinstance(exc, RequestDataTooBig):
+        return problem_response(
+            413,
+            "body_too_large",
+            "The request body is too large",
+            f"At most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes",
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -5,6 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loyalty.api.fields import BoundedJSONField
 from loyalty.api.idempotency import idempotent
 from loyalty.api.permissions import request_program
 from loyalty.api.schema import IDEMPOTENCY_KEY, problems
@@ -19,7 +20,7 @@ class EventIn(serializers.Serializer):
         r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$", max_length=64, help_text="Dotted lower case, e.g. review.posted"
     )
     occurred_at = serializers.DateTimeField(required=False)
-    properties = serializers.DictField(required=False, default=dict)
+    properties = BoundedJSONField(required=False, default=dict, max_bytes=16384, help_text="At most 16 KB of JSON")
 
 
 class EventOut(serializers.Serializer):

@@ -1,5 +1,6 @@
-"""Serializer fields for the API's money shape: {"amount": "12.34", "currency": "EUR"}."""
+"""Serializer fields for the API's money shape: {"amount": "12.34", "currency": "EUR"}, and bounded JSON."""
 
+import json
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -79,3 +80,32 @@ class MoneyField(serializers.Field):
 
     def to_representation(self, value):
         return money_dict(value)
+
+
+class BoundedJSONField(serializers.DictField):
+    """A JSON object with a size limit (bytes of its compact JSON) and a depth limit."""
+
+    default_error_messages = {
+        "too_large": "At most {max_bytes} bytes of JSON.",
+        "too_deep": "At most {max_depth} levels of nesting.",
+    }
+
+    def __init__(self, *, max_bytes: int = 4096, max_depth: int = 4, **kwargs):
+        self.max_bytes, self.max_depth = max_bytes, max_depth
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if len(json.dumps(value, separators=(",", ":"), default=str)) > self.max_bytes:
+            self.fail("too_large", max_bytes=self.max_bytes)
+        if _depth(value) > self.max_depth:
+            self.fail("too_deep", max_depth=self.max_depth)
+        return value
+
+
+def _depth(value, level: int = 1) -> int:
+    if isinstance(value, dict):
+        return max([_depth(v, level + 1) for v in value.values()], default=level)
+    if isinstance(value, list):
+        return max([_depth(v, level + 1) for v in value], default=level)
+    return level - 1

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from loyalty import errors
 from loyalty.api.errors import flatten_errors, problem
-from loyalty.api.fields import CurrencyField, MoneyField
+from loyalty.api.fields import BoundedJSONField, CurrencyField, MoneyField
 from loyalty.api.idempotency import idempotent
 from loyalty.api.permissions import request_program
 from loyalty.api.schema import IDEMPOTENCY_KEY, Problem, problems
@@ -44,7 +44,7 @@ class OrderIn(serializers.Serializer):
     placed_at = serializers.DateTimeField(required=False, help_text="ISO 8601 with offset; default: now")
     payment_fingerprint = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
     device_id = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
-    metadata = serializers.DictField(required=False, default=dict)
+    metadata = BoundedJSONField(required=False, default=dict, max_bytes=4096, help_text="At most 4 KB of JSON")
 
     def validate(self, data):
         currency = data["currency"]
