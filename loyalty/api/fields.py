@@ -47,7 +47,7 @@ class MoneyField(serializers.Field):
     -> (Decimal amount, currency or None)."""
 
     default_error_messages = {
-        "invalid": 'Expected {"amount": "12.34", "currency": "EUR"} or a decimal string.',
+        "invalid": 'Expected {{"amount": "12.34", "currency": "EUR"}} or a decimal string.',  # str.format
         "negative": "Must not be negative.",
         "not_positive": "Must be greater than zero.",
         "too_large": "Too large.",

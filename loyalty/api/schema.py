@@ -57,6 +57,8 @@ def add_common_problems(result, generator, request, public):
             continue
         for method, operation in item.items():
             extra = dict(COMMON) | (WRITES if method in ("post", "patch", "put") else {})
+            if any(p.get("name") in ("cursor", "page_size") for p in operation.get("parameters", [])):
+                extra["400"] = "Invalid query parameters (e.g. a bad cursor)"
             for status, description in extra.items():
                 operation["responses"].setdefault(
                     status, {"description": description, "content": {PROBLEM_MEDIA: {"schema": ref}}}
