@@ -24,7 +24,8 @@ from loyalty.services.earning import LineDraft, OrderDraft
 from loyalty.services.ingestion import orders_place_bulk
 from tests.conftest import CheckedClient
 
-REDIS = "redis://127.0.0.1:6379/13"
+# A checkout running its suite beside another sets its own Redis database here.
+REDIS = os.environ.get("LOYALTY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
