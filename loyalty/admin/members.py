@@ -217,10 +217,12 @@ class MemberAdmin(admin.ModelAdmin):
         return False
 
     def has_adjust_permission(self, request, obj=None):
-        return self.has_change_permission(request, obj)
+        # `support` adjusts (up to the program's limit, checked by points_adjust) without being
+        # allowed to edit the member's personal data.
+        return request.user.has_perm("loyalty.adjust_points")
 
     def has_pin_permission(self, request, obj=None):
-        return self.has_change_permission(request, obj)
+        return request.user.has_perm("loyalty.pin_tier")
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status == MemberStatus.CLOSED:  # erased: nothing left to edit

@@ -15,6 +15,7 @@ from django.urls import reverse
 from loyalty.models import (
     Account,
     ApiKey,
+    AuditEntry,
     EarnRule,
     Entry,
     Event,
@@ -45,7 +46,18 @@ from tiers.services import birthday_take, tier_year_end_evaluate
 pytestmark = pytest.mark.usefixtures("june")
 
 LEDGER = (Account, Transaction, Entry, Lot, LotMovement)
-VIEW_ONLY = (*LEDGER, Order, Redemption, RewardClaim, Event, ReferralCode, TierChange, TierEvaluation, BirthdayGift)
+VIEW_ONLY = (
+    *LEDGER,
+    Order,
+    Redemption,
+    RewardClaim,
+    Event,
+    ReferralCode,
+    TierChange,
+    TierEvaluation,
+    BirthdayGift,
+    AuditEntry,
+)
 ADDABLE = {Program, EarnRule, Reward, ApiKey, Tier}
 
 
