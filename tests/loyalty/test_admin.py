@@ -33,11 +33,11 @@ from loyalty.models import (
     hash_secret,
 )
 from loyalty.selectors.members import member_balances
-from loyalty.services.members import member_update
+from loyalty.services.members import member_enroll, member_update
 from loyalty.services.orders import order_refund
 from loyalty.services.redemptions import redemption_hold
 from loyalty.services.rewards import reward_claim
-from referrals.models import ReferralCode
+from referrals.models import Referral, ReferralCode
 from tests.conftest import JUNE, CheckedClient
 from tests.factories import place_order
 from tiers.models import BirthdayGift, Tier, TierChange, TierEvaluation
@@ -53,6 +53,7 @@ VIEW_ONLY = (
     RewardClaim,
     Event,
     ReferralCode,
+    Referral,
     TierChange,
     TierEvaluation,
     BirthdayGift,
@@ -146,7 +147,7 @@ def staff_client(client, superuser):
 @pytest.fixture
 def busy(program, member, api_key):
     """A member with something in every table: matured and pending points, a refund, a hold, a
-    claimed reward, events, an API key and a referral code."""
+    claimed reward, events, an API key, a referral code and a friend it referred."""
     old = place_order(program, member, "1200.00", placed_at=JUNE - timedelta(days=60), external_id="O-OLD")
     order_refund(
         program=program,
@@ -162,6 +163,8 @@ def busy(program, member, api_key):
     member = member_update(member=member, birth_date=date(1990, 6, 3))
     birthday_take(member=member, choice="gift", now=JUNE)
     tier_year_end_evaluate(program=program, year=2026, now=datetime(2026, 1, 1, tzinfo=UTC))
+    code = ReferralCode.objects.get(member=member).code
+    member_enroll(program=program, external_id="friend", email="friend@example.org", referral_code=code, now=JUNE)
     return member
 
 
@@ -255,7 +258,7 @@ def test_member_page_queries_are_bounded(staff_client, program, member, django_a
     redemption_hold(program=program, member_external_id="anna", points=500, now=JUNE)
     many = page_queries()
     assert many == few, (few, many)  # no query per order, lot, transaction or entry
-    with django_assert_max_num_queries(15):
+    with django_assert_max_num_queries(16):  # 15, and one for the referral chain
         staff_client.get(url(Member, "change", member.pk))
 
 
