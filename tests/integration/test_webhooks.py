@@ -171,3 +171,22 @@ def test_points_expiring_is_announced_30_days_before_once(program, member):
     assert points_expiring_announce(day) == 0
     event = Event.objects.get(type="points.expiring")
     assert event.properties["points"] == 100
+
+
+def test_an_order_reaches_the_receiver_through_the_after_commit_tasks(
+    program, member, receiver, django_capture_on_commit_callbacks
+):
+    # The whole path, as the embedded (eager) Celery runs it: order -> outbox event -> after-commit
+    # processing -> one delivery -> the delivery task -> the receiver.
+    hooks = receiver()
+    endpoint = webhook_endpoint_create(program=program, url=hooks.url, events=["points.earned"])
+    with django_capture_on_commit_callbacks(execute=True):
+        place_order(program, member, "100.00", placed_at=JUNE)
+    [(headers, body)] = hooks.requests
+    assert json.loads(body)["type"] == "points.earned"
+    from django.utils import timezone
+
+    assert webhook_signature_verify(
+        body=body, header=headers["Loyalty-Signature"], secret=endpoint.secret, now=timezone.now()
+    )
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.DELIVERED
