@@ -57,10 +57,15 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "loyalty.signin.SignInThrottleMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Sign-in pages whose POSTs are rate limited per client address and per username (429 + Retry-After).
+SIGN_IN_PATHS = ("/admin/login/", "/portal/login/")
+THROTTLE_SIGN_IN = env("THROTTLE_SIGN_IN", "10/min")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

@@ -23,7 +23,7 @@ def job_run_task(name: str, as_of: str | None = None) -> dict:
     return job_run(name, now=now)
 
 
-@shared_task(acks_late=True, time_limit=60)
+@shared_task(acks_late=True, time_limit=60, soft_time_limit=50)  # below the global soft limit (14 min)
 def webhook_deliver_task(delivery_id: int) -> str:
     """One delivery attempt; retries are scheduled on the row (next_attempt_at), not in Celery."""
     from loyalty.services.webhooks import webhook_deliver

@@ -8,7 +8,14 @@ from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils.html import format_html
 
-from loyalty.admin.base import SameProgramModelForm, ViewOnlyAdmin, changelist_url, money_currency_error, points
+from loyalty.admin.base import (
+    AuditedConfigMixin,
+    SameProgramModelForm,
+    ViewOnlyAdmin,
+    changelist_url,
+    money_currency_error,
+    points,
+)
 from loyalty.models import Member
 from tiers.models import BirthdayGift, Tier, TierChange, TierChangeReason, TierEvaluation
 
@@ -29,7 +36,7 @@ class TierForm(SameProgramModelForm):
 
 
 @admin.register(Tier)
-class TierAdmin(admin.ModelAdmin):
+class TierAdmin(AuditedConfigMixin, admin.ModelAdmin):
     form = TierForm
     list_display = (
         "program",

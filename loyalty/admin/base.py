@@ -130,3 +130,36 @@ def money_currency_error(value: Money | None, currency: str) -> ValidationError 
     if value is not None and str(value.currency) != currency:
         return ValidationError(f"Use the program's base currency ({currency}).")
     return None
+
+
+# --- program rules: saved through the config service (permission checked, audited) -------------
+class AuditedConfigMixin:
+    """Adds, changes and deletes of program rules go through loyalty.services.config: the staff
+    member's permission is checked again there and each write lands in the audit log with the
+    fields before and after. Inline rows (FX rates, point currencies, earn rules) too."""
+
+    def save_model(self, request, obj, form, change):
+        from loyalty.services.config import config_save
+
+        config_save(obj=obj, staff_user=request.user, changed=list(form.changed_data) if change else None)
+
+    def delete_model(self, request, obj):
+        from loyalty.services.config import config_delete
+
+        config_delete(obj=obj, staff_user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def save_formset(self, request, form, formset, change):
+        from loyalty.services.config import config_delete, config_save
+
+        formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            config_delete(obj=obj, staff_user=request.user)
+        for obj in formset.new_objects:
+            config_save(obj=obj, staff_user=request.user)
+        for obj, changed in formset.changed_objects:
+            config_save(obj=obj, staff_user=request.user, changed=list(changed))
+        formset.save_m2m()

@@ -13,7 +13,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AdminDateWidget
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.db.models.functions import Lower
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -148,6 +148,7 @@ class MemberAdmin(admin.ModelAdmin):
     search_help_text = "The exact external id, or an email in any case (its beginning is enough)."
     show_full_result_count = False
     ordering = ("-id",)
+    actions = ("regenerate_referral_code",)
     fieldsets = (
         (None, {"fields": ("program", "external_id", "status", "enrolled_at", "closed_at")}),
         (
@@ -217,10 +218,12 @@ class MemberAdmin(admin.ModelAdmin):
         return False
 
     def has_adjust_permission(self, request, obj=None):
-        return self.has_change_permission(request, obj)
+        # `support` adjusts (up to the program's limit, checked by points_adjust) without being
+        # allowed to edit the member's personal data.
+        return request.user.has_perm("loyalty.adjust_points")
 
     def has_pin_permission(self, request, obj=None):
-        return self.has_change_permission(request, obj)
+        return request.user.has_perm("loyalty.pin_tier")
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status == MemberStatus.CLOSED:  # erased: nothing left to edit
@@ -229,8 +232,14 @@ class MemberAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         # program__tier_policy: the tier progress on the change page reads it with the member.
+        from referrals.models import ReferralCode
+
+        code = ReferralCode.objects.filter(member=OuterRef("pk"), retired_at__isnull=True).values("code")[:1]
         return (
-            super().get_queryset(request).select_related("program__tier_policy", "tier", "tier_floor", "tier_override")
+            super()
+            .get_queryset(request)
+            .select_related("program__tier_policy", "tier", "tier_floor", "tier_override")
+            .annotate(active_referral_code=Subquery(code))
         )
 
     # --- search: indexed, case-insensitive on email ---------------------------------------------
@@ -297,7 +306,35 @@ class MemberAdmin(admin.ModelAdmin):
             "redemptions": member.redemptions.select_related("asset").order_by("-created_at", "-id")[:RECENT_ROWS],
             "redemptions_url": changelist_url(Redemption, member__id__exact=member.pk),
             "recent_limit": RECENT_ROWS,
+            **self.referral_context(member),
         }
+
+    def referral_context(self, member: Member) -> dict:
+        """The member's code and referral chain: who referred them, whom they referred (one query
+        for both directions; the code is annotated on the member by get_queryset)."""
+        from referrals.models import Referral
+
+        rows = list(
+            Referral.objects.filter(Q(referee=member) | Q(referrer=member))
+            .select_related("referrer", "referee")
+            .order_by("-created_at", "-id")[: RECENT_ROWS + 1]
+        )
+        return {
+            "referral_code": getattr(member, "active_referral_code", None),
+            "referred_by": next((r for r in rows if r.referee_id == member.pk), None),
+            "referred": [r for r in rows if r.referrer_id == member.pk][:RECENT_ROWS],
+            "referrals_url": changelist_url(Referral, referrer__id__exact=member.pk),
+        }
+
+    # --- staff regenerate a member's referral code (the old one is never valid again) -------------
+    @admin.action(description="Regenerate the referral codes of the selected members", permissions=["change"])
+    def regenerate_referral_code(self, request, queryset):
+        from referrals.services import referral_code_regenerate
+
+        for member in queryset.filter(status=MemberStatus.ACTIVE):
+            code = referral_code_regenerate(member=member)
+            self.log_change(request, member, f"Regenerated the referral code (now {code.code})")
+            self.message_user(request, f"{member.external_id}: new referral code {code.code}.", messages.SUCCESS)
 
     # --- adjust points (and the pin views below) ---------------------------------------------------
     def get_urls(self):

@@ -8,15 +8,19 @@ from decimal import Decimal
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from loyalty.models import Asset, EarnRule, FxRate, Program, Reward
+from loyalty.services.audit import audit_record, staff_require
+from loyalty.services.config import config_snapshot
 from loyalty.services.ledger import system_accounts_create
 from loyalty.services.programs import program_create
 from tiers.models import TierPolicy
 
 from .base import (
+    AuditedConfigMixin,
     ProgramScopedInlineFormSet,
     SameProgramModelForm,
     disable_on_existing,
@@ -193,7 +197,7 @@ class TierPolicyInline(admin.TabularInline):
 
 
 @admin.register(Program)
-class ProgramAdmin(admin.ModelAdmin):
+class ProgramAdmin(AuditedConfigMixin, admin.ModelAdmin):
     form = ProgramForm
     list_display = ("code", "name", "base_currency", "pending_days", "expiry_policy", "refund_policy")
     search_fields = ("code", "name")
@@ -231,21 +235,30 @@ class ProgramAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
+        staff_require(request.user, "loyalty.add_program", "add a program")
         data = form.cleaned_data
-        created = program_create(
-            code=data["code"],
-            name=data["name"],
-            base_currency=data["base_currency"],
-            point_code=data["point_code"],
-            point_name=data["point_name"],
-            unit_value=data["unit_value"],
-            **{name: data[name] for name in PROGRAM_SETTINGS},
-        )
+        with transaction.atomic():
+            created = program_create(
+                code=data["code"],
+                name=data["name"],
+                base_currency=data["base_currency"],
+                point_code=data["point_code"],
+                point_name=data["point_name"],
+                unit_value=data["unit_value"],
+                **{name: data[name] for name in PROGRAM_SETTINGS},
+            )
+            audit_record(
+                actor=request.user,
+                action="program.create",
+                obj=created,
+                program=created,
+                after=config_snapshot(created, ("code", "name", "base_currency", *PROGRAM_SETTINGS)),
+            )
         obj.pk, obj.created_at = created.pk, created.created_at
         obj._state.adding, obj._state.db = False, created._state.db
 
     def save_formset(self, request, form, formset, change):
-        formset.save()
+        super().save_formset(request, form, formset, change)
         if formset.model is Asset:
             for asset in formset.new_objects:
                 system_accounts_create(program=form.instance, asset=asset)
@@ -272,7 +285,7 @@ class RuleWindowFilter(admin.SimpleListFilter):
 
 
 @admin.register(EarnRule)
-class EarnRuleAdmin(admin.ModelAdmin):
+class EarnRuleAdmin(AuditedConfigMixin, admin.ModelAdmin):
     form = EarnRuleForm
     list_display = ("name", "kind", "active", "starts_at", "ends_at", "tier", "rate", "multiplier", "points", "program")
     list_editable = ("active",)
@@ -317,7 +330,7 @@ class RewardForm(SameProgramModelForm):
 
 
 @admin.register(Reward)
-class RewardAdmin(admin.ModelAdmin):
+class RewardAdmin(AuditedConfigMixin, admin.ModelAdmin):
     form = RewardForm
     list_display = (
         "name",

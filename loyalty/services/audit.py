@@ -89,8 +89,12 @@ NEVER_FOR_MANAGERS = {  # the ledger and what checkout writes are never edited b
         "idempotencyrecord",
         "auditentry",
         "badgeaward",
+        "challengeprogress",
         "rewardclaim",
+        "webhookdelivery",
     },
+    "tiers": {"tierchange", "tierevaluation", "birthdaygift"},
+    "referrals": {"referral", "referralcode"},  # decided through the referrals service, not edited
 }
 
 

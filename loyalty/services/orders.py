@@ -282,13 +282,14 @@ def _refund(*, program, order_external_id, external_id, amount, lines, reason, k
         raise errors.RefundExists(f"Refund {external_id} was already recorded")
 
     currency = str(order.currency)
+    taken: dict[int, int] = {}
     merchandise_left = order.merchandise.amount - order.refunded_merchandise.amount
     qualifying_left = order.qualifying.amount - order.refunded_qualifying.amount
     if kind == RefundKind.CANCEL:
         money_back = order.total.amount - order.refunded.amount
         merchandise, qualifying = merchandise_left, qualifying_left
     elif lines:
-        money_back, merchandise, qualifying = _refund_lines(order, lines)
+        money_back, merchandise, qualifying, taken = _refund_lines(order, lines)
         if amount is not None:  # an explicit amount may add shipping or tax to the lines' value
             if amount < money_back:
                 raise errors.InvalidInput(
@@ -365,10 +366,8 @@ def _refund(*, program, order_external_id, external_id, amount, lines, reason, k
             "status",
         ]
     )
-    for line in lines:
-        OrderLine.objects.filter(order=order, sku=line.sku).update(
-            refunded_quantity=F("refunded_quantity") + line.quantity
-        )
+    for line_id, quantity in taken.items():
+        OrderLine.objects.filter(pk=line_id).update(refunded_quantity=F("refunded_quantity") + quantity)
     book.emit(
         "order.cancelled" if kind == RefundKind.CANCEL else "order.refunded",
         member,
@@ -385,29 +384,43 @@ def _refund(*, program, order_external_id, external_id, amount, lines, reason, k
     return refund
 
 
-def _refund_lines(order: Order, lines: list[RefundLine]) -> tuple[Decimal, Decimal, Decimal]:
-    """-> (money back, merchandise, qualifying) for refunded lines, all in the order's currency."""
+def _refund_lines(order: Order, lines: list[RefundLine]) -> tuple[Decimal, Decimal, Decimal, dict[int, int]]:
+    """-> (money back, merchandise, qualifying, units taken per order line id) for refunded lines, all
+    in the order's currency. A SKU may be on several lines (at different prices) and may be asked
+    for in several entries: the units are taken from its lines in order, first line first."""
     currency = str(order.currency)
-    by_sku = {line.sku: line for line in order.lines.all()}
-    earning = sum((x.net.amount for x in by_sku.values() if not x.gift_card), ZERO)
+    order_lines = list(order.lines.order_by("id"))
+    by_sku: dict[str, list[OrderLine]] = {}
+    for line in order_lines:
+        by_sku.setdefault(line.sku, []).append(line)
+    earning = sum((x.net.amount for x in order_lines if not x.gift_card), ZERO)
     share = order.qualifying.amount / earning if earning else ZERO
-    merchandise = qualifying = ZERO
-    for i, asked in enumerate(lines):
-        line = by_sku.get(asked.sku)
-        if line is None:
+    asked: dict[str, int] = {}
+    for i, entry in enumerate(lines):
+        if entry.sku not in by_sku:
             raise errors.InvalidInput(
-                f"SKU {asked.sku} is not on order {order.external_id}",
+                f"SKU {entry.sku} is not on order {order.external_id}",
                 errors=[{"field": f"lines[{i}].sku", "message": "not on the order"}],
             )
-        if asked.quantity > line.quantity - line.refunded_quantity:
-            raise errors.RefundExceedsOrder(
-                f"{asked.quantity} x {asked.sku} asked, {line.quantity - line.refunded_quantity} left to refund"
-            )
-        value = money_round(line.net.amount * asked.quantity / line.quantity, currency)
-        merchandise += value
-        if not line.gift_card:
-            qualifying += money_round(value * share, currency)
-    return merchandise, merchandise, min(qualifying, order.qualifying.amount - order.refunded_qualifying.amount)
+        asked[entry.sku] = asked.get(entry.sku, 0) + entry.quantity
+    merchandise = qualifying = ZERO
+    taken: dict[int, int] = {}
+    for sku, quantity in asked.items():
+        left = sum(line.quantity - line.refunded_quantity for line in by_sku[sku])
+        if quantity > left:
+            raise errors.RefundExceedsOrder(f"{quantity} x {sku} asked, {left} left to refund")
+        for line in by_sku[sku]:
+            take = min(quantity, line.quantity - line.refunded_quantity)
+            if not take:
+                continue
+            quantity -= take
+            taken[line.pk] = take
+            value = money_round(line.net.amount * take / line.quantity, currency)
+            merchandise += value
+            if not line.gift_card:
+                qualifying += money_round(value * share, currency)
+    qualifying = min(qualifying, order.qualifying.amount - order.refunded_qualifying.amount)
+    return merchandise, merchandise, qualifying, taken
 
 
 def points_clawback(book: Book, *, member, order: Order, refund: Refund, amount: int) -> tuple[int, int]:

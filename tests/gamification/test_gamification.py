@@ -306,3 +306,42 @@ def test_member_badges_show_progress_to_locked_ones(program, member):
 def test_challenges_close_after_their_grace_period(program):
     assert challenges_close(datetime(2026, 4, 20, tzinfo=UTC)) == 0
     assert challenges_close(datetime(2026, 5, 5, tzinfo=UTC)) == 1  # spring streak: 31 days after 1 April
+
+
+def test_ambassador_after_the_third_qualified_referral_not_the_second(program, member):
+    # The referrals kind at exactly its threshold: the demo's Ambassador is 3 rewarded referrals
+    from loyalty.services.members import member_enroll
+    from referrals.models import ReferralCode
+    from referrals.services import referrals_qualify
+
+    code = ReferralCode.objects.get(member=member).code
+    for n in range(1, 4):
+        friend = member_enroll(
+            program=program, external_id=f"friend-{n}", email=f"f{n}@example.org", referral_code=code, now=MARCH
+        )
+        place_order(program, friend, "30.00", placed_at=MARCH + timedelta(days=n))
+        decided_at = MARCH + timedelta(days=n + 31)
+        assert referrals_qualify(decided_at) == 1
+        process(decided_at)
+        assert ("ambassador" in badges_of(member)) is (n == 3), f"after referral {n}"
+
+
+def test_spend_in_a_window_counts_only_the_window(program, member):
+    made = badge(program, CriterionKind.SPEND, 100, starts_at=MARCH, ends_at=MARCH + timedelta(days=10))
+    place_order(program, member, "90.00", placed_at=MARCH - timedelta(days=1))  # before the window
+    place_order(program, member, "60.00", placed_at=MARCH + timedelta(days=1))
+    place_order(program, member, "60.00", placed_at=MARCH + timedelta(days=11))  # after it
+    process(MARCH + timedelta(days=12))
+    assert made.code not in badges_of(member)
+    place_order(program, member, "40.00", placed_at=MARCH + timedelta(days=2))
+    process(MARCH + timedelta(days=12))
+    assert made.code in badges_of(member)
+
+
+def test_a_badge_is_once_per_member_by_a_database_constraint(program, member):
+    from django.db import IntegrityError, transaction
+
+    made = badge(program, CriterionKind.ORDER_COUNT, 1)
+    BadgeAward.objects.create(badge=made, member=member, awarded_at=MARCH)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        BadgeAward.objects.create(badge=made, member=member, awarded_at=MARCH)

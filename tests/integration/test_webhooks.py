@@ -171,3 +171,64 @@ def test_points_expiring_is_announced_30_days_before_once(program, member):
     assert points_expiring_announce(day) == 0
     event = Event.objects.get(type="points.expiring")
     assert event.properties["points"] == 100
+
+
+def test_an_order_reaches_the_receiver_through_the_after_commit_tasks(
+    program, member, receiver, django_capture_on_commit_callbacks
+):
+    # The whole path, as the embedded (eager) Celery runs it: order -> outbox event -> after-commit
+    # processing -> one delivery -> the delivery task -> the receiver.
+    hooks = receiver()
+    endpoint = webhook_endpoint_create(program=program, url=hooks.url, events=["points.earned"])
+    with django_capture_on_commit_callbacks(execute=True):
+        place_order(program, member, "100.00", placed_at=JUNE)
+    [(headers, body)] = hooks.requests
+    assert json.loads(body)["type"] == "points.earned"
+    from django.utils import timezone
+
+    assert webhook_signature_verify(
+        body=body, header=headers["Loyalty-Signature"], secret=endpoint.secret, now=timezone.now()
+    )
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.DELIVERED
+
+
+def test_each_attempt_waits_at_most_10_seconds(program, member, monkeypatch):
+    from loyalty.services import webhooks
+
+    # The attempt passes a 10 s timeout to the HTTP client...
+    seen = {}
+
+    class Client:
+        def post(self, url, **kwargs):
+            seen.update(kwargs)
+            raise webhooks.httpx.ReadTimeout("slow")
+
+    webhook_endpoint_create(program=program, url="http://127.0.0.1:9/hooks", events=["points.earned"])
+    delivery = order_and_process(program, member)
+    assert webhook_deliver(delivery_id=delivery.pk, now=JUNE, client=Client()) == DeliveryStatus.PENDING
+    assert seen["timeout"] == webhooks.TIMEOUT_SECONDS == 10
+    delivery.refresh_from_db()
+    assert delivery.last_error.startswith("ReadTimeout") and delivery.next_attempt_at == JUNE + timedelta(seconds=30)
+
+
+def test_a_receiver_slower_than_the_timeout_is_cut_off_and_retried(program, member, receiver, monkeypatch):
+    import time
+
+    from loyalty.services import webhooks
+
+    monkeypatch.setattr(webhooks, "TIMEOUT_SECONDS", 0.3)  # the real 10 s, scaled down
+    hooks = receiver()
+    original = hooks.server.RequestHandlerClass.do_POST
+
+    def slow(handler):
+        time.sleep(1)
+        original(handler)
+
+    monkeypatch.setattr(hooks.server.RequestHandlerClass, "do_POST", slow)
+    webhook_endpoint_create(program=program, url=hooks.url, events=["points.earned"])
+    delivery = order_and_process(program, member)
+    started = time.monotonic()
+    assert webhook_deliver(delivery_id=delivery.pk, now=JUNE) == DeliveryStatus.PENDING
+    assert time.monotonic() - started < 0.9
+    delivery.refresh_from_db()
+    assert delivery.last_error.startswith("ReadTimeout") and delivery.attempts == 1

@@ -66,3 +66,24 @@ def test_event_properties_are_bounded(api, member):
     )
     assert (response.status_code, response.json()["errors"][0]["field"]) == (400, "properties")
     assert not Event.objects.filter(type="review.posted").exists()
+
+
+def test_sign_in_is_rate_limited_per_address_and_per_username(client, django_user_model, settings):
+    settings.THROTTLE_SIGN_IN = "3/min"
+    boss = django_user_model.objects.create_superuser("boss", "boss@example.com", "right")
+    for _ in range(3):
+        wrong = client.post("/admin/login/", {"username": "boss", "password": "wrong"})
+        assert wrong.status_code == 200  # the login form again, with its error
+    # the 4th attempt is refused before the password is looked at: even the right one
+    limited = client.post("/admin/login/", {"username": "boss", "password": "right"})
+    assert (limited.status_code, limited["Content-Type"]) == (429, "application/problem+json")
+    assert limited.json()["code"] == "rate_limited" and int(limited["Retry-After"]) == 60
+    boss.refresh_from_db()
+    assert boss.last_login is None and "_auth_user_id" not in client.session  # nothing written
+
+    # another address trying the same username is limited too; another username from it is not
+    other = client.post("/admin/login/", {"username": "BOSS", "password": "right"}, REMOTE_ADDR="10.9.9.9")
+    assert other.status_code == 429
+    fresh = client.post("/admin/login/", {"username": "someone", "password": "x"}, REMOTE_ADDR="10.9.9.9")
+    assert fresh.status_code == 200
+    assert client.get("/admin/login/").status_code == 200  # reading the page is not counted

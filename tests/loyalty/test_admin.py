@@ -15,6 +15,11 @@ from django.urls import reverse
 from loyalty.models import (
     Account,
     ApiKey,
+    AuditEntry,
+    Badge,
+    BadgeAward,
+    Challenge,
+    ChallengeProgress,
     EarnRule,
     Entry,
     Event,
@@ -29,14 +34,18 @@ from loyalty.models import (
     RewardClaim,
     Transaction,
     TransactionKind,
+    WebhookDelivery,
+    WebhookEndpoint,
     hash_secret,
 )
 from loyalty.selectors.members import member_balances
-from loyalty.services.members import member_update
+from loyalty.services.events import events_process
+from loyalty.services.members import member_enroll, member_update
 from loyalty.services.orders import order_refund
 from loyalty.services.redemptions import redemption_hold
 from loyalty.services.rewards import reward_claim
-from referrals.models import ReferralCode
+from loyalty.services.webhooks import webhook_endpoint_create
+from referrals.models import Referral, ReferralCode
 from tests.conftest import JUNE, CheckedClient
 from tests.factories import place_order
 from tiers.models import BirthdayGift, Tier, TierChange, TierEvaluation
@@ -45,8 +54,23 @@ from tiers.services import birthday_take, tier_year_end_evaluate
 pytestmark = pytest.mark.usefixtures("june")
 
 LEDGER = (Account, Transaction, Entry, Lot, LotMovement)
-VIEW_ONLY = (*LEDGER, Order, Redemption, RewardClaim, Event, ReferralCode, TierChange, TierEvaluation, BirthdayGift)
-ADDABLE = {Program, EarnRule, Reward, ApiKey, Tier}
+VIEW_ONLY = (
+    *LEDGER,
+    Order,
+    Redemption,
+    RewardClaim,
+    Event,
+    ReferralCode,
+    Referral,
+    TierChange,
+    TierEvaluation,
+    BirthdayGift,
+    AuditEntry,
+    BadgeAward,
+    ChallengeProgress,
+    WebhookDelivery,
+)
+ADDABLE = {Program, EarnRule, Reward, ApiKey, Tier, Badge, Challenge, WebhookEndpoint}
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -134,7 +158,9 @@ def staff_client(client, superuser):
 @pytest.fixture
 def busy(program, member, api_key):
     """A member with something in every table: matured and pending points, a refund, a hold, a
-    claimed reward, events, an API key and a referral code."""
+    claimed reward, events, an API key, a referral code and a friend it referred, a badge and a
+    challenge completed, a webhook endpoint and its deliveries."""
+    webhook_endpoint_create(program=program, url="https://shop.example.com/hooks", events=["points.earned"])
     old = place_order(program, member, "1200.00", placed_at=JUNE - timedelta(days=60), external_id="O-OLD")
     order_refund(
         program=program,
@@ -143,13 +169,17 @@ def busy(program, member, api_key):
         amount=Decimal("20.00"),
         now=JUNE - timedelta(days=59),
     )
-    place_order(program, member, "80.00", placed_at=JUNE - timedelta(days=1), external_id="O-NEW")
+    place_order(program, member, "80.00", category="skincare", placed_at=JUNE - timedelta(days=1), external_id="O-NEW")
     redemption_hold(program=program, member_external_id=member.external_id, points=500, now=JUNE)
     sample = Reward.objects.get(program=program, name="Deluxe sample")
     reward_claim(program=program, reward_id=sample.pk, member_external_id=member.external_id, now=JUNE)
     member = member_update(member=member, birth_date=date(1990, 6, 3))
     birthday_take(member=member, choice="gift", now=JUNE)
     tier_year_end_evaluate(program=program, year=2026, now=datetime(2026, 1, 1, tzinfo=UTC))
+    code = ReferralCode.objects.get(member=member).code
+    member_enroll(program=program, external_id="friend", email="friend@example.org", referral_code=code, now=JUNE)
+    events_process(event_ids=list(Event.objects.values_list("pk", flat=True)), now=JUNE)
+    assert BadgeAward.objects.exists() and ChallengeProgress.objects.exists() and WebhookDelivery.objects.exists()
     return member
 
 
@@ -218,7 +248,12 @@ def test_member_page_shows_balances_ledger_orders_and_redemptions(staff_client, 
     [pts] = response.context["balances"]
     # 1200 earned, 20 clawed back by the refund, 500 held, 100 spent on the sample; the 1,200 USD order
     # made the member Rouge, so the 80 USD order after it earns 120 points, pending
-    assert (pts["code"], pts["available"], pts["pending"], pts["held"]) == ("PTS", "580", "120", "500")
+    assert (pts["code"], pts["available"], pts["pending"], pts["held"]) == (
+        "PTS",
+        "780",
+        "120",
+        "500",
+    )  # 580 + 200 for the Skincare month
     assert [r["row"].pk for r in response.context["transactions"]] == list(
         Transaction.objects.filter(member=busy).order_by("-id").values_list("pk", flat=True)
     )
@@ -243,7 +278,7 @@ def test_member_page_queries_are_bounded(staff_client, program, member, django_a
     redemption_hold(program=program, member_external_id="anna", points=500, now=JUNE)
     many = page_queries()
     assert many == few, (few, many)  # no query per order, lot, transaction or entry
-    with django_assert_max_num_queries(15):
+    with django_assert_max_num_queries(16):  # 15, and one for the referral chain
         staff_client.get(url(Member, "change", member.pk))
 
 

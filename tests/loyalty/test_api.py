@@ -313,3 +313,83 @@ def test_the_openapi_schema_generates_without_warnings():
     from django.core.management import call_command
 
     call_command("spectacular", "--validate", "--fail-on-warn", stdout=StringIO(), stderr=StringIO())
+
+
+# --- each bad input posts nothing -----------------------------------------------------------------
+def ledger_rows():
+    from loyalty.models import Entry, Lot, LotMovement
+
+    return (Transaction.objects.count(), Entry.objects.count(), Lot.objects.count(), LotMovement.objects.count())
+
+
+def test_capture_of_a_voided_or_expired_hold_and_an_off_step_redemption_post_nothing(api, rich, june):
+    voided = api.post("/api/v1/redemptions/", {"member": "anna", "points": 500}, format="json").json()["id"]
+    api.post(f"/api/v1/redemptions/{voided}/void/")
+    short = api.post("/api/v1/redemptions/", {"member": "anna", "points": 500, "ttl_seconds": 30}, format="json")
+    june.shift(timedelta(seconds=31))
+    before, redemptions = ledger_rows(), Redemption.objects.count()
+    assert_problem(api.post(f"/api/v1/redemptions/{voided}/capture/"), 422, "hold_voided")
+    assert_problem(api.post(f"/api/v1/redemptions/{short.json()['id']}/capture/"), 422, "hold_expired")
+    assert_problem(
+        api.post("/api/v1/redemptions/", {"member": "anna", "points": 501}, format="json"), 422, "redemption_step"
+    )
+    assert (ledger_rows(), Redemption.objects.count()) == (before, redemptions)
+    assert not Transaction.objects.filter(kind="capture").exists()
+
+
+def test_refund_beyond_the_order_or_of_an_unknown_order_posts_nothing(api, member):
+    api.post("/api/v1/orders/", order_body(), format="json")
+    before = ledger_rows()
+    assert_problem(
+        api.post("/api/v1/orders/O-1/refunds/", {"external_id": "R", "amount": "25.01"}, format="json"),
+        422,
+        "refund_exceeds_order",
+    )
+    assert_problem(
+        api.post(
+            "/api/v1/orders/O-1/refunds/",
+            {"external_id": "R", "lines": [{"sku": "LIP-1", "quantity": 3}]},
+            format="json",
+        ),
+        422,
+        "refund_exceeds_order",
+    )
+    assert_problem(
+        api.post("/api/v1/orders/NOPE/refunds/", {"external_id": "R", "amount": "1"}, format="json"),
+        404,
+        "order_not_found",
+    )
+    assert ledger_rows() == before and not Order.objects.get().refunds.exists()
+    assert Order.objects.get().status == "pending"
+
+
+def test_malformed_json_and_bad_keys_post_nothing(program, api, rich):
+    from tests.conftest import CheckedClient
+
+    before, orders = ledger_rows(), Order.objects.count()
+    assert_problem(api.post("/api/v1/orders/", "{not json", content_type="application/json"), 400, "malformed_json")
+    client = CheckedClient()
+    assert_problem(client.post("/api/v1/orders/", order_body(), format="json"), 401, "unauthenticated")
+    key, raw = api_key_create(program=program, name="old")
+    api_key_revoke(key=key)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert_problem(client.post("/api/v1/orders/", order_body(), format="json"), 401, "revoked_api_key")
+    assert (ledger_rows(), Order.objects.count()) == (before, orders)
+    # another program's key reaches none of this program's members, orders or holds
+    held = api.post("/api/v1/redemptions/", {"member": "anna", "points": 500}, format="json").json()["id"]
+    api.post("/api/v1/orders/", order_body("MINE"), format="json")
+    before, orders = ledger_rows(), Order.objects.count()
+    other = program_create(code="other", name="Other")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(program=other, name='o')[1]}")
+    assert_problem(client.post("/api/v1/orders/", order_body("O-X"), format="json"), 404, "member_not_found")
+    assert_problem(client.post(f"/api/v1/redemptions/{held}/capture/"), 404, "redemption_not_found")
+    assert_problem(client.post(f"/api/v1/redemptions/{held}/void/"), 404, "redemption_not_found")
+    assert_problem(
+        client.post("/api/v1/orders/MINE/refunds/", {"external_id": "R", "amount": "1"}, format="json"),
+        404,
+        "order_not_found",
+    )
+    assert_problem(client.post("/api/v1/orders/MINE/cancel/", {}, format="json"), 404, "order_not_found")
+    assert_problem(client.get("/api/v1/orders/MINE/"), 404, "order_not_found")
+    assert (ledger_rows(), Order.objects.count()) == (before, orders)
+    assert Redemption.objects.get(pk=held).status == "held"

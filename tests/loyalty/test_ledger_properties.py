@@ -1,6 +1,7 @@
 """Property: any sequence of order, refund, cancel, hold, capture, void, claim, adjust, maturation
-and expiry keeps every transaction at zero sum and every cached balance equal to its entries; and
-what a read shows before the jobs run is exactly what the books show after they run."""
+and expiry (each job on its own, or all together after a wait) keeps every transaction at zero sum
+and every cached balance equal to its entries; and what a read shows before the jobs run is
+exactly what the books show after they run."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -35,6 +36,9 @@ operation = st.one_of(
     st.tuples(st.just("claim"), st.integers(0, MEMBERS - 1)),
     st.tuples(st.just("adjust"), st.integers(0, MEMBERS - 1), st.integers(-800, 800).filter(bool)),
     st.tuples(st.just("wait"), st.integers(0, 45), st.booleans()),
+    st.tuples(st.just("mature")),  # each job on its own, as of the current time
+    st.tuples(st.just("expire")),
+    st.tuples(st.just("expire_holds")),
 )
 
 
@@ -108,6 +112,12 @@ def run(program, staff, members, ops):
                 )
             elif kind == "adjust":
                 points_adjust(member=members[args[0]], points=args[1], reason="property", staff_user=staff, now=now)
+            elif kind == "mature":
+                points_mature(now)
+            elif kind == "expire":
+                points_expire(now)
+            elif kind == "expire_holds":
+                holds_expire(now)
             elif kind == "wait":
                 now += timedelta(days=args[0], hours=1)
                 if args[1]:

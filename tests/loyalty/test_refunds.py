@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from loyalty import errors
-from loyalty.models import OrderStatus, RefundPolicy
+from loyalty.models import OrderLine, OrderStatus, RefundPolicy
 from loyalty.selectors.members import member_balances
 from loyalty.services.earning import LineDraft
 from loyalty.services.orders import RefundLine, order_cancel, order_refund
@@ -139,3 +139,35 @@ def test_cancel_reverses_everything_left_and_twice_is_once(program, member):
 def test_refund_of_an_unknown_order(program):
     with pytest.raises(errors.OrderNotFound):
         order_refund(program=program, order_external_id="nope", refund_external_id="R", amount=Decimal("1"))
+
+
+def test_refund_by_lines_when_the_order_has_the_same_sku_on_two_lines(program, member):
+    # Given one SKU on two lines at two prices (a discounted unit and a full-price one)
+    lines = [
+        LineDraft(sku="A", quantity=1, unit_price=Decimal("10")),
+        LineDraft(sku="A", quantity=2, unit_price=Decimal("20")),
+        LineDraft(sku="B", quantity=1, unit_price=Decimal("50")),
+    ]
+    order = place_order(program, member, lines=lines, placed_at=JUNE)
+    assert order.points_earned == 100
+
+    # When two units of A come back (asked in two entries), then the first line's unit and one of
+    # the second's are refunded: 30.00 of merchandise, 30 points, nothing else touched
+    r = refund(program, order, lines=[RefundLine(sku="A", quantity=1), RefundLine(sku="A", quantity=1)])
+    assert (r.merchandise.amount, r.points_due, r.spend_reversed_base.amount) == (
+        Decimal("30.00"),
+        30,
+        Decimal("30.00"),
+    )
+    assert list(OrderLine.objects.filter(order=order).order_by("id").values_list("refunded_quantity", flat=True)) == [
+        1,
+        1,
+        0,
+    ]
+    # And only one unit of A is left to refund
+    with pytest.raises(errors.RefundExceedsOrder):
+        refund(program, order, rid="R2", lines=[RefundLine(sku="A", quantity=2)])
+    last = refund(program, order, rid="R3", lines=[RefundLine(sku="A", quantity=1), RefundLine(sku="B", quantity=1)])
+    assert last.points_due == 70
+    order.refresh_from_db()
+    assert (order.status, order.points_reversed, order.spend_base.amount) == (OrderStatus.REFUNDED, 100, 0)

@@ -265,3 +265,25 @@ def test_the_qualification_job_running_twice_at_once_rewards_once(program, membe
 def test_referral_rate_inputs(program, member):
     enroll(program, member)
     assert Referral.objects.filter(program=program, created_at__gte=datetime(2026, 6, 1, tzinfo=UTC)).count() == 1
+
+
+def test_dots_in_an_example_com_address_are_another_person(program, member_factory):
+    john = member_factory(external_id="john", email="john.smith@example.com")
+    enroll(program, john, external_id="other-john", email="johnsmith@example.com")
+    assert (Referral.objects.get().status, Referral.objects.get().reason) == ("pending", "")
+
+
+def test_the_cap_counts_in_the_order_referrals_are_decided(program, member):
+    for i in range(11):
+        friend = enroll(program, member, external_id=f"f{i:02d}")
+        place_order(program, friend, "30.00", placed_at=JUNE + timedelta(minutes=i))
+    for i in range(11):  # decided one by one as each first order matures
+        referrals_qualify(MATURE + timedelta(minutes=i))
+    last = Referral.objects.get(referee__external_id="f10")
+    assert (last.status, last.reason, last.referrer_points) == ("rejected", "over_cap", 0)
+    assert Referral.objects.filter(status="qualified").count() == 10
+    # a new month, a new cap
+    friend = enroll(program, member, external_id="july")
+    place_order(program, friend, "30.00", placed_at=JUNE + timedelta(days=20))
+    assert referrals_qualify(JUNE + timedelta(days=51)) == 1
+    assert Referral.objects.get(referee__external_id="july").status == "qualified"

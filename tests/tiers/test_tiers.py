@@ -276,3 +276,22 @@ def test_birthday_month_is_announced_once_a_year(program, member):
     assert birthdays_announce(datetime(2026, 6, 1, tzinfo=UTC)) == 1
     assert birthdays_announce(datetime(2026, 6, 2, tzinfo=UTC)) == 0
     assert birthdays_announce(datetime(2026, 7, 1, tzinfo=UTC)) == 0
+
+
+def test_the_crossing_uses_each_orders_snapshot_not_todays_rate(program, member):
+    place_order(program, member, "200.00", currency="EUR", placed_at=MARCH)  # 216.00 USD at 1.08
+    program.fx_rates.filter(currency="EUR").update(rate=Decimal("0.50"))  # staff change the rate later
+    place_order(program, member, "536.00", currency="PLN", placed_at=MARCH)  # 134.00 USD: 350.00 in all
+    assert fresh(member).tier.code == "vib"
+
+
+def test_rouge_may_take_the_250_points_and_next_year_again(program, member_factory, tiers):
+    rouge = member_factory(external_id="rouge", birth_date=date(1985, 6, 10))
+    rouge.tier = tiers["rouge"]
+    rouge.save()
+    assert birthday_take(member=rouge, choice="points", now=datetime(2026, 6, 15, tzinfo=UTC)).points == 250
+    with pytest.raises(BirthdayTaken):
+        birthday_take(member=rouge, choice="points", now=datetime(2026, 6, 30, tzinfo=UTC))
+    rouge.tier_valid_until = date(2027, 12, 31)  # still Rouge in 2027
+    rouge.save()
+    assert birthday_take(member=rouge, choice="gift", now=datetime(2027, 6, 1, tzinfo=UTC)).coupon_code
