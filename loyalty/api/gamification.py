@@ -3,6 +3,7 @@
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -11,7 +12,13 @@ from loyalty.api.permissions import request_program
 from loyalty.api.schema import IDEMPOTENCY_KEY, problems
 from loyalty.models import Scope
 from loyalty.models.gamification import Challenge
-from loyalty.selectors.gamification import challenge_leaderboard, member_badges, member_challenges
+from loyalty.selectors.gamification import (
+    badges_active,
+    challenge_leaderboard,
+    challenges_running,
+    member_badges,
+    member_challenges,
+)
 from loyalty.selectors.members import member_get
 from loyalty.services.gamification import ChallengeNotFound, challenge_join
 
@@ -31,8 +38,11 @@ class BadgeOut(serializers.Serializer):
         return row["awarded_at"] is not None
 
 
-class MemberBadgesApi(APIView):
+class MemberBadgesApi(GenericAPIView):
+    """Cursor pages like every list, newest badge first; progress is computed for the page only."""
+
     scope = Scope.MEMBERS
+    serializer_class = BadgeOut
 
     @extend_schema(
         operation_id="members_badges",
@@ -41,7 +51,10 @@ class MemberBadgesApi(APIView):
     )
     def get(self, request, member):
         found = member_get(program=request_program(request), external_id=member)
-        return Response(BadgeOut(member_badges(member=found, now=timezone.now()), many=True).data)
+        page = self.paginate_queryset(badges_active(program_id=found.program_id))
+        return self.get_paginated_response(
+            BadgeOut(member_badges(member=found, now=timezone.now(), badges=page), many=True).data
+        )
 
 
 class ChallengeProgressOut(serializers.Serializer):
@@ -67,8 +80,11 @@ class ChallengeProgressOut(serializers.Serializer):
         return serializers.DateTimeField().to_representation(done) if done else None
 
 
-class MemberChallengesApi(APIView):
+class MemberChallengesApi(GenericAPIView):
+    """Cursor pages like every list, newest challenge first; progress is read for the page only."""
+
     scope = Scope.MEMBERS
+    serializer_class = ChallengeProgressOut
 
     @extend_schema(
         operation_id="members_challenges",
@@ -76,8 +92,11 @@ class MemberChallengesApi(APIView):
         summary="Running challenges with the member's progress",
     )
     def get(self, request, member):
+        now = timezone.now()
         found = member_get(program=request_program(request), external_id=member)
-        return Response(ChallengeProgressOut(member_challenges(member=found, now=timezone.now()), many=True).data)
+        page = self.paginate_queryset(challenges_running(program_id=found.program_id, now=now))
+        rows = member_challenges(member=found, now=now, challenges=page)
+        return self.get_paginated_response(ChallengeProgressOut(rows, many=True).data)
 
 
 def _challenge(request, pk) -> Challenge:
@@ -102,7 +121,7 @@ class ChallengeJoinApi(APIView):
         found = member_get(program=request_program(request), external_id=member)
         challenge = _challenge(request, pk)
         challenge_join(challenge=challenge, member=found)
-        [row] = [r for r in member_challenges(member=found, now=timezone.now()) if r["challenge"].pk == challenge.pk]
+        [row] = member_challenges(member=found, now=timezone.now(), challenges=[challenge])
         return Response(ChallengeProgressOut(row).data, status=status.HTTP_201_CREATED)
 
 

@@ -17,11 +17,17 @@ def masked(member: Member) -> str:
     return f"{first} {initial}." if initial else first
 
 
-def member_badges(*, member: Member, now: datetime) -> list[dict]:
-    """Every active badge: earned ones with when, locked ones with the progress towards them."""
-    awards = {a.badge_id: a for a in BadgeAward.objects.filter(member=member)}
+def badges_active(*, program_id: int):
+    return Badge.objects.filter(program_id=program_id, active=True).select_related("tier")
+
+
+def member_badges(*, member: Member, now: datetime, badges=None) -> list[dict]:
+    """Every active badge (or those given, e.g. a page of them): earned ones with when, locked ones
+    with the progress towards them."""
+    badges = badges_active(program_id=member.program_id) if badges is None else badges
+    awards = {a.badge_id: a for a in BadgeAward.objects.filter(member=member, badge__in=[b.pk for b in badges])}
     result = []
-    for badge in Badge.objects.filter(program_id=member.program_id, active=True).select_related("tier"):
+    for badge in badges:
         award = awards.get(badge.pk)
         if award is None and badge.kind != "none":
             value = KINDS[badge.kind].value(badge, member, Window.until(badge.starts_at, badge.ends_at, now), now)
@@ -31,14 +37,19 @@ def member_badges(*, member: Member, now: datetime) -> list[dict]:
     return result
 
 
-def member_challenges(*, member: Member, now: datetime) -> list[dict]:
-    """Challenges running now (their current period), with the member's progress and rank."""
-    challenges = Challenge.objects.filter(
-        program_id=member.program_id, active=True, starts_at__lte=now, ends_at__gt=now
+def challenges_running(*, program_id: int, now: datetime):
+    return Challenge.objects.filter(
+        program_id=program_id, active=True, starts_at__lte=now, ends_at__gt=now
     ).select_related("reward_badge")
+
+
+def member_challenges(*, member: Member, now: datetime, challenges=None) -> list[dict]:
+    """Challenges running now (or those given, e.g. a page of them) in their current period, with
+    the member's progress."""
+    challenges = challenges_running(program_id=member.program_id, now=now) if challenges is None else challenges
     rows = {
         (p.challenge_id, p.period_start): p
-        for p in ChallengeProgress.objects.filter(member=member, challenge__in=challenges)
+        for p in ChallengeProgress.objects.filter(member=member, challenge__in=[c.pk for c in challenges])
     }
     result = []
     for challenge in challenges:

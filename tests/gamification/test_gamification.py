@@ -262,12 +262,17 @@ def test_leaderboard_order_tie_break_masked_names_and_own_rank(program, member_f
 def test_leaderboard_and_member_apis(api, program, member, june):
     place_order(program, member, "60.00", category="skincare", placed_at=JUNE - timedelta(days=1))
     process(JUNE)
-    challenges = api.get("/api/v1/members/anna/challenges/").json()
+    challenges = api.get("/api/v1/members/anna/challenges/").json()["results"]
     skincare = next(c for c in challenges if c["code"] == "skincare-month")
     assert (skincare["value"], skincare["completed_at"] is not None) == ("60.00", True)
     board = api.get(f"/api/v1/challenges/{skincare['id']}/leaderboard/?member=anna").json()
     assert board["entries"][0]["name"] == "Anna K." and board["me"]["rank"] == 1
-    badges = {b["code"]: b for b in api.get("/api/v1/members/anna/badges/").json()}
+    page = api.get("/api/v1/members/anna/badges/?page_size=3").json()
+    badges = {b["code"]: b for b in page["results"]}
+    while page["next"]:  # cursor pages, newest badge first, like every list
+        page = api.get(page["next"]).json()
+        badges.update({b["code"]: b for b in page["results"]})
+    assert len(badges) == Badge.objects.filter(program=program, active=True).count()
     assert badges["skincare-devotee"]["earned"] and not badges["regular"]["earned"]
     joined = api.post(f"/api/v1/members/anna/challenges/{skincare['id']}/join/")
     assert (joined.status_code, joined.json()["code"]) == (422, "challenge_not_opt_in")
