@@ -3,6 +3,7 @@ the API): failed sign-ins per e-mail and per client address, password e-mails pe
 referral-code look-ups on the join page. Counters live in the cache (Redis in production, so every
 web node counts together) and expire on their own."""
 
+import hashlib
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -16,7 +17,8 @@ class Limit:
     seconds: int
 
     def _key(self, who: str) -> str:
-        return f"portal:{self.scope}:{who}"
+        # hashed: an e-mail is personal data, and any character is safe in a key this way
+        return f"portal:{self.scope}:{hashlib.sha256(who.encode()).hexdigest()[:32]}"
 
     def exceeded(self, *whos: str) -> bool:
         counts = cache.get_many([self._key(w) for w in whos if w])
