@@ -139,9 +139,7 @@ def test_csrf_is_enforced_on_portal_forms(anna):
     assert client.post("/portal/login/", {"email": anna.email, "password": PASSWORD}).status_code == 403
     page = client.get("/portal/login/")
     token = page.cookies["csrftoken"].value
-    response = client.post(
-        "/portal/login/", {"email": anna.email, "password": PASSWORD, "csrfmiddlewaretoken": token}
-    )
+    response = client.post("/portal/login/", {"email": anna.email, "password": PASSWORD, "csrfmiddlewaretoken": token})
     assert response.status_code == 302
 
 
@@ -238,7 +236,7 @@ def test_history_in_plain_words_with_filters_and_pages(client_anna, anna, progra
     page1 = client_anna.get("/portal/history/").content.decode()
     page2 = client_anna.get("/portal/history/?kind=&page=2").content.decode()
     assert "Page 1 of 2" in page1 and "Page 2 of 2" in page2
-    assert page1.count("<li>\n      <span class=\"when\">") == 20
+    assert page1.count('<li>\n      <span class="when">') == 20
 
 
 # --- rewards ---------------------------------------------------------------------------------------
@@ -305,7 +303,12 @@ def test_birthday_choice_in_the_birthday_month(client_anna, anna):
 def test_referrals_show_the_code_link_and_friends(client_anna, anna, program):
     code = ReferralCode.objects.get(member=anna, retired_at__isnull=True).code
     friend = member_enroll(
-        program=program, external_id="f1", email="f1@example.com", first_name="Bea", last_name="Nowak", referral_code=code
+        program=program,
+        external_id="f1",
+        email="f1@example.com",
+        first_name="Bea",
+        last_name="Nowak",
+        referral_code=code,
     )
     html = client_anna.get("/portal/referrals/").content.decode()
     assert f'value="http://testserver/portal/join/{code}/"' in html and 'id="copy-link"' in html
@@ -328,7 +331,10 @@ def test_the_join_page_enrolls_a_friend_with_the_code(anna, program, django_capt
     assert mail.outbox[-1].to == ["newbie@example.com"]
     # the same address again: a message, nobody new
     again = client.post(f"/portal/join/{code}/", {"email": "NEWBIE@example.com", "first_name": "Nia"})
-    assert b"already registered" in again.content and Member.objects.filter(email__iexact="newbie@example.com").count() == 1
+    assert (
+        b"already registered" in again.content
+        and Member.objects.filter(email__iexact="newbie@example.com").count() == 1
+    )
     # bad input: messages, nobody new
     bad = client.post(f"/portal/join/{code}/", {"email": "x", "first_name": ""})
     assert b"Enter a valid email address" in bad.content and Member.objects.count() == 2
@@ -495,7 +501,7 @@ def test_rundemo_gives_a_demo_member_a_portal_login(db, tmp_path, monkeypatch):
     call_command("rundemo", "--members", "3", "--no-serve", stdout=out)
     text = out.getvalue()
     assert "Portal:" in text and "member0@example.com" in text and "demo member pass 1" in text
-    assert Client().post("/portal/login/", {"email": "member0@example.com", "password": "demo member pass 1"})[
-        "Location"
-    ] == "/portal/"
-
+    assert (
+        Client().post("/portal/login/", {"email": "member0@example.com", "password": "demo member pass 1"})["Location"]
+        == "/portal/"
+    )
