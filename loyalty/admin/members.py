@@ -245,9 +245,12 @@ class MemberAdmin(admin.ModelAdmin):
         return self.readonly_fields
 
     def get_queryset(self, request):
-        # program__tier_policy: the tier progress on the change page reads it with the member.
+        # program__tier_policy: the tier progress on the change page reads it with the member; user:
+        # the portal account (every enrolled member has one) is shown on the page.
         return (
-            super().get_queryset(request).select_related("program__tier_policy", "tier", "tier_floor", "tier_override")
+            super()
+            .get_queryset(request)
+            .select_related("program__tier_policy", "tier", "tier_floor", "tier_override", "user")
         )
 
     # --- search: indexed, case-insensitive on email ---------------------------------------------
