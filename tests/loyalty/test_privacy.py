@@ -210,7 +210,9 @@ def test_erase_leaves_no_personal_value_in_any_table_and_keeps_every_amount(
     # Given the member's values are found before (the scan works) and what the books hold
     values = list(PERSONAL.values())
     assert find_everywhere(values)
-    orders_before = list(Order.objects.filter(member=zed).values_list("pk", "total", "spend_base", "points_earned"))
+    orders_before = list(
+        Order.objects.filter(member=zed).order_by("pk").values_list("pk", "total", "spend_base", "points_earned")
+    )
     program_orders = Order.objects.filter(program=program).aggregate(n=Count("id"), revenue=Sum("spend_base"))
     ordering_members = Order.objects.filter(program=program).values("member").distinct().count()
     balances_before = member_export(member=zed)["balances"]
@@ -240,9 +242,9 @@ def test_erase_leaves_no_personal_value_in_any_table_and_keeps_every_amount(
     assert not Session.objects.filter(session_key__in=session_keys).exists()
     assert not PortalSession.objects.filter(user=zed.user).exists()
     # amounts are kept: the same orders, totals and balances (ledger_verify runs after every test)
-    assert list(Order.objects.filter(member=zed).values_list("pk", "total", "spend_base", "points_earned")) == (
-        orders_before
-    )
+    assert list(
+        Order.objects.filter(member=zed).order_by("pk").values_list("pk", "total", "spend_base", "points_earned")
+    ) == (orders_before)
     assert member_export(member=zed)["balances"] == balances_before
     # metrics still count the member's orders
     assert Order.objects.filter(program=program).aggregate(n=Count("id"), revenue=Sum("spend_base")) == program_orders
