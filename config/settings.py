@@ -64,7 +64,8 @@ MIDDLEWARE = [
 ]
 
 # Sign-in pages whose POSTs are rate limited per client address and per username (429 + Retry-After).
-SIGN_IN_PATHS = ("/admin/login/", "/portal/login/")
+# The portal's sign-in has its own limits on failed attempts (PORTAL_LOGIN_*, loyalty/portal/throttles.py).
+SIGN_IN_PATHS = ("/admin/login/",)
 THROTTLE_SIGN_IN = env("THROTTLE_SIGN_IN", "10/min")
 
 ROOT_URLCONF = "config.urls"
@@ -82,6 +83,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
             ],
+            "libraries": {"portal": "loyalty.portal.templatetags.portal"},
         },
     },
 ]
@@ -167,6 +169,28 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = int(env("MAX_BODY_BYTES", str(8 * 1024 * 1024)))
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "rewards@localhost")
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(env("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = env("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+
+# --- Member portal (/portal/) -------------------------------------------------------------------
+# Members sign in with their e-mail within one program: PORTAL_PROGRAM (default `demo`, or the only
+# program there is). Links in e-mails start with PORTAL_BASE_URL.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",  # staff (admin), by username
+    "loyalty.portal.auth.MemberEmailBackend",  # members (portal), by e-mail
+]
+PORTAL_PROGRAM = env("PORTAL_PROGRAM", "demo")
+PORTAL_BASE_URL = env("PORTAL_BASE_URL", "http://127.0.0.1:8000")
+# Sign-in attempts that fail, per e-mail and per client address, before a pause (429).
+PORTAL_LOGIN_FAILURES = int(env("PORTAL_LOGIN_FAILURES", "5"))
+PORTAL_LOGIN_FAILURES_PER_ADDRESS = int(env("PORTAL_LOGIN_FAILURES_PER_ADDRESS", "20"))
+PORTAL_LOGIN_PAUSE_SECONDS = int(env("PORTAL_LOGIN_PAUSE_SECONDS", "900"))
+PORTAL_PASSWORD_EMAILS_PER_ADDRESS = int(env("PORTAL_PASSWORD_EMAILS_PER_ADDRESS", "5"))
+LOGIN_URL = "portal:login"
+PASSWORD_RESET_TIMEOUT = 3 * 24 * 3600  # the invitation link: three days
 
 # --- Money ------------------------------------------------------------------------------------
 # The whitelist of money currencies anything may be priced in; a program accepts a subset of them

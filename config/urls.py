@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/", include("loyalty.api.urls")),
     path("api/v1/", include("tiers.urls")),
     path("api/v1/", include("referrals.urls")),
+    path("portal/", include("loyalty.portal.urls")),
 ]
 
 handler404 = "loyalty.api.errors.api_not_found"

@@ -1,11 +1,13 @@
-"""Rate limits on sign-in (the staff admin's login, and the member portal's): every POST to a
-sign-in page counts against the client address and against the username tried, and past the limit
-the answer is 429 problem+json with Retry-After, before any password is checked or any session
-written. Counters live in the cache (Redis in production, so every web node counts together)."""
+"""Rate limits on the staff admin's sign-in: every POST to a sign-in page counts against the client
+address and against the username tried, and past the limit the answer is 429 with Retry-After
+(problem+json, or a page saying so when a browser asks for HTML), before any password is checked
+or any session written. Counters live in the cache (Redis in production, so every web node counts
+together). The member portal limits its failed sign-ins itself (loyalty/portal/throttles.py)."""
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import JsonResponse
+from django.shortcuts import render
 
 from loyalty.api.errors import PROBLEM, problem
 
@@ -30,16 +32,16 @@ class SignInThrottleMiddleware:
             if username:
                 keys.append(f"throttle:sign_in:user:{username}")
             if any(count >= allowed for count in cache.get_many(keys).values()):
-                response = JsonResponse(
-                    problem(
-                        429,
-                        "rate_limited",
-                        "Too many sign-in attempts",
-                        f"At most {allowed} attempts in {seconds} seconds; try again later.",
-                    ),
-                    status=429,
-                    content_type=PROBLEM,
+                body = problem(
+                    429,
+                    "rate_limited",
+                    "Too many sign-in attempts",
+                    f"At most {allowed} attempts in {seconds} seconds; try again later.",
                 )
+                if "text/html" in request.headers.get("Accept", ""):
+                    response = render(request, "admin/sign_in_limited.html", {"problem": body}, status=429)
+                else:
+                    response = JsonResponse(body, status=429, content_type=PROBLEM)
                 response["Retry-After"] = str(seconds)
                 return response
             for key in keys:

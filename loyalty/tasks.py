@@ -29,3 +29,11 @@ def webhook_deliver_task(delivery_id: int) -> str:
     from loyalty.services.webhooks import webhook_deliver
 
     return webhook_deliver(delivery_id=delivery_id)
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def portal_invitation_task(member_id: int) -> bool:
+    """The "set your password" e-mail sent at enrollment."""
+    from loyalty.portal.services import portal_invitation_send
+
+    return portal_invitation_send(member_id=member_id)

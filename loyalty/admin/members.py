@@ -15,7 +15,7 @@ from django.contrib.admin.widgets import AdminDateWidget
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import OuterRef, Q, Subquery
 from django.db.models.functions import Lower
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -26,7 +26,9 @@ from loyalty.errors import LoyaltyError, MemberClosed
 from loyalty.models import Asset, Lot, Member, MemberStatus, Order, Program, Redemption, Transaction
 from loyalty.selectors.members import member_balances, member_expiring, member_pending_lots, member_transactions
 from loyalty.services.adjustments import points_adjust
+from loyalty.services.audit import audit_record
 from loyalty.services.members import PROFILE_FIELDS, member_update
+from loyalty.services.privacy import ERASE_PERMISSION, member_erase, member_export
 from tiers.models import Tier, TierChange
 from tiers.selectors import tier_pinned, tier_progress
 from tiers.services import tier_override_clear, tier_override_set
@@ -109,6 +111,18 @@ class TierUnpinForm(forms.Form):
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         help_text="Optional. Kept in the member's tier history with your name.",
+    )
+
+
+class EraseForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Required, e.g. the request's reference. Kept in the audit log.",
+    )
+    confirm = forms.BooleanField(
+        label="I understand that this cannot be undone",
+        help_text="Personal data is replaced for good; points, orders and the ledger's amounts stay.",
     )
 
 
@@ -225,20 +239,24 @@ class MemberAdmin(admin.ModelAdmin):
     def has_pin_permission(self, request, obj=None):
         return request.user.has_perm("loyalty.pin_tier")
 
+    def has_erase_permission(self, request, obj=None):
+        return request.user.has_perm(ERASE_PERMISSION)
+
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status == MemberStatus.CLOSED:  # erased: nothing left to edit
             return self.readonly_fields + PROFILE_FIELDS
         return self.readonly_fields
 
     def get_queryset(self, request):
-        # program__tier_policy: the tier progress on the change page reads it with the member.
+        # program__tier_policy: the tier progress on the change page reads it with the member; user:
+        # the portal account (every enrolled member has one) is shown on the page.
         from referrals.models import ReferralCode
 
         code = ReferralCode.objects.filter(member=OuterRef("pk"), retired_at__isnull=True).values("code")[:1]
         return (
             super()
             .get_queryset(request)
-            .select_related("program__tier_policy", "tier", "tier_floor", "tier_override")
+            .select_related("program__tier_policy", "tier", "tier_floor", "tier_override", "user")
             .annotate(active_referral_code=Subquery(code))
         )
 
@@ -280,6 +298,9 @@ class MemberAdmin(admin.ModelAdmin):
             "has_adjust_permission": self.has_adjust_permission(request, member),
             "adjust_url": reverse("admin:loyalty_member_adjust", args=[member.pk]),
             "has_pin_permission": self.has_pin_permission(request, member),
+            "has_erase_permission": self.has_erase_permission(request, member),
+            "export_url": reverse("admin:loyalty_member_export", args=[member.pk]),
+            "erase_url": reverse("admin:loyalty_member_erase", args=[member.pk]),
             "pin_url": reverse("admin:loyalty_member_pin", args=[member.pk]),
             "unpin_url": reverse("admin:loyalty_member_unpin", args=[member.pk]),
             "tier_changes": tier_changes,
@@ -346,6 +367,10 @@ class MemberAdmin(admin.ModelAdmin):
             ),
             path("<path:object_id>/pin/", self.admin_site.admin_view(self.pin_view), name="loyalty_member_pin"),
             path("<path:object_id>/unpin/", self.admin_site.admin_view(self.unpin_view), name="loyalty_member_unpin"),
+            path(
+                "<path:object_id>/export/", self.admin_site.admin_view(self.export_view), name="loyalty_member_export"
+            ),
+            path("<path:object_id>/erase/", self.admin_site.admin_view(self.erase_view), name="loyalty_member_erase"),
             *super().get_urls(),
         ]
 
@@ -392,6 +417,62 @@ class MemberAdmin(admin.ModelAdmin):
             "balances": balance_rows(member, now=timezone.now()),
         }
         return TemplateResponse(request, "admin/loyalty/member/adjust.html", context)
+
+    # --- privacy: export the member's data, erase it -------------------------------------------------
+    def _privacy_member(self, request, object_id):
+        member = self.get_object(request, unquote(object_id))
+        if member is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_erase_permission(request, member):
+            raise PermissionDenied
+        return member
+
+    def export_view(self, request, object_id):
+        member = self._privacy_member(request, object_id)
+        if not isinstance(member, Member):
+            return member
+        data = member_export(member=member)
+        audit_record(actor=request.user, action="member.export", obj=member, program=member.program)
+        response = JsonResponse(data, json_dumps_params={"indent": 2, "ensure_ascii": False})
+        response["Content-Disposition"] = f'attachment; filename="member-{member.pk}.json"'
+        return response
+
+    def erase_view(self, request, object_id):
+        member = self._privacy_member(request, object_id)
+        if not isinstance(member, Member):
+            return member
+        change_url = reverse("admin:loyalty_member_change", args=[member.pk])
+        if member.status == MemberStatus.CLOSED:
+            self.message_user(request, f"{member.external_id} is already erased.", messages.WARNING)
+            return HttpResponseRedirect(change_url)
+        form = EraseForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            try:
+                member_erase(member=member, actor=request.user, reason=form.cleaned_data["reason"])
+            except LoyaltyError as error:
+                self.message_user(request, f"Nothing was erased: {error.message}", messages.ERROR)
+            else:
+                self.log_change(request, member, "Erased personal data")
+                self.message_user(
+                    request,
+                    f"The personal data of {member.external_id} is erased; points and orders are kept.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(change_url)
+        return self._tier_form_response(
+            request,
+            member,
+            form,
+            title=f"Erase the personal data of {member.external_id}",
+            action="Erase personal data",
+            fields=["reason", "confirm"],
+            intro=(
+                "The e-mail becomes a placeholder; names, birth date, language, country, payment and device "
+                "fingerprints, the shop's order metadata and the referral code are removed; the portal account is "
+                "closed and signed out. The points, orders and ledger amounts stay, so the books still verify. The "
+                "shop is told by the member.erased webhook. Download the member's data first if it was asked for."
+            ),
+        )
 
     # --- pin a tier / end the pin ------------------------------------------------------------------
     def _pin_member(self, request, object_id) -> Member | HttpResponseRedirect:

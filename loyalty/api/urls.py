@@ -1,11 +1,13 @@
 from django.urls import path
 
-from loyalty.api import events, gamification, members, orders, redemptions, rewards
+from loyalty.api import events, gamification, members, orders, privacy, redemptions, rewards
 
 urlpatterns = [
     path("members/", members.MemberListApi.as_view()),
     path("members/<str:member>/", members.MemberDetailApi.as_view()),
     path("members/<str:member>/transactions/", members.MemberTransactionsApi.as_view()),
+    path("members/<str:member>/export/", privacy.MemberExportApi.as_view()),
+    path("members/<str:member>/erase/", privacy.MemberEraseApi.as_view()),
     path("orders/", orders.OrderListApi.as_view()),
     path("orders/quote/", orders.OrderQuoteApi.as_view()),
     path("orders/batch/", orders.OrderBatchApi.as_view()),

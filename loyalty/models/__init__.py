@@ -1,4 +1,4 @@
-from .access import ALL_SCOPES, KEY_PREFIX, ApiKey, IdempotencyRecord, Scope, hash_secret
+from .access import ALL_SCOPES, DEFAULT_SCOPES, KEY_PREFIX, ApiKey, IdempotencyRecord, Scope, hash_secret
 from .audit import AuditEntry
 from .events import Event
 from .gamification import Badge, BadgeAward, Challenge, ChallengeProgress, Counts, CriterionKind, Repeat
@@ -16,6 +16,7 @@ from .ledger import (
 )
 from .member import Member, MemberStatus
 from .orders import Order, OrderLine, OrderStatus, Refund, RefundKind
+from .portal import PortalSession
 from .program import Asset, AssetKind, ExpiryPolicy, FxRate, Program, RefundPolicy
 from .redemption import Redemption, RedemptionStatus
 from .rewards import LimitPeriod, Reward, RewardClaim, RewardKind
@@ -29,6 +30,7 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEndpoint",
     "ALL_SCOPES",
+    "DEFAULT_SCOPES",
     "Account",
     "AccountKind",
     "ApiKey",
@@ -59,6 +61,7 @@ __all__ = [
     "Order",
     "OrderLine",
     "OrderStatus",
+    "PortalSession",
     "Program",
     "Redemption",
     "RedemptionStatus",

@@ -15,9 +15,13 @@ class Scope(models.TextChoices):
     EVENTS = "events", "Send custom events"
     REFERRALS = "referrals", "Look up referral codes"
     METRICS = "metrics", "Read retention metrics"
+    PRIVACY = "privacy", "Export and erase members' personal data"
 
 
 ALL_SCOPES = [scope.value for scope in Scope]
+# What a key gets when nobody names its scopes: everything but `privacy`. A key that can export or
+# erase customers' personal data is granted on purpose, never by default.
+DEFAULT_SCOPES = [scope for scope in ALL_SCOPES if scope != Scope.PRIVACY]
 KEY_PREFIX = "lk_"
 
 

@@ -3,7 +3,7 @@
 from django.db import transaction
 from django.utils import timezone
 
-from loyalty.models import ALL_SCOPES, ApiKey, Program
+from loyalty.models import DEFAULT_SCOPES, ApiKey, Program
 from loyalty.services.audit import audit_record
 
 
@@ -16,7 +16,7 @@ def api_key_create(*, program: Program, name: str, scopes: list[str] | None = No
         name=name,
         prefix=prefix,
         hashed=hashed,
-        scopes=list(scopes if scopes is not None else ALL_SCOPES),
+        scopes=list(scopes if scopes is not None else DEFAULT_SCOPES),
     )
     audit_record(actor=actor, action="apikey.create", obj=key, program=program, after={"scopes": key.scopes})
     return key, raw

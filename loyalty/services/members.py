@@ -27,8 +27,11 @@ def member_enroll(
     marketing_opt_in: bool = False,
     referral_code: str | None = None,
     referral_context: dict | None = None,
+    invite: bool = True,
     now: datetime | None = None,
 ) -> Member:
+    """Enroll a member. With `invite` (the default) the member gets a portal account and, once the
+    enrollment has committed, an e-mail with a link to set their password."""
     now = now or timezone.now()
     try:
         with transaction.atomic():
@@ -59,6 +62,10 @@ def member_enroll(
                 referral_attach(book, referee=member, code=referral_code, context=referral_context or {})
             book.emit("member.enrolled", member, {"external_id": external_id})
             book.commit()
+            if invite:
+                from loyalty.portal.services import portal_invitation_schedule
+
+                portal_invitation_schedule(member=member)
             return member
     except IntegrityError:
         _refuse_duplicates(program=program, external_id=external_id, email=email)

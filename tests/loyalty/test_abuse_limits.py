@@ -87,3 +87,7 @@ def test_sign_in_is_rate_limited_per_address_and_per_username(client, django_use
     fresh = client.post("/admin/login/", {"username": "someone", "password": "x"}, REMOTE_ADDR="10.9.9.9")
     assert fresh.status_code == 200
     assert client.get("/admin/login/").status_code == 200  # reading the page is not counted
+    # a browser is told on a page, with the same status and Retry-After
+    page = client.post("/admin/login/", {"username": "boss", "password": "right"}, HTTP_ACCEPT="text/html")
+    assert (page.status_code, page["Retry-After"]) == (429, "60")
+    assert "Too many sign-in attempts" in page.content.decode()

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from loyalty.models import ALL_SCOPES, Program
+from loyalty.models import ALL_SCOPES, DEFAULT_SCOPES, Program
 from loyalty.services.access import api_key_create
 
 
@@ -10,7 +10,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--program", required=True)
         parser.add_argument("--name", required=True)
-        parser.add_argument("--scopes", nargs="*", default=None, help=f"Default: all ({' '.join(ALL_SCOPES)})")
+        parser.add_argument(
+            "--scopes",
+            nargs="*",
+            default=None,
+            help=f"Default: {' '.join(DEFAULT_SCOPES)} (add `privacy` to export and erase members)",
+        )
 
     def handle(self, *args, program, name, scopes, **options):
         found = Program.objects.filter(code=program).first()
@@ -19,5 +24,5 @@ class Command(BaseCommand):
         unknown = set(scopes or []) - set(ALL_SCOPES)
         if unknown:
             raise CommandError(f"Unknown scope(s) {', '.join(sorted(unknown))}; known: {' '.join(ALL_SCOPES)}")
-        _, raw = api_key_create(program=found, name=name, scopes=scopes or ALL_SCOPES)
+        _, raw = api_key_create(program=found, name=name, scopes=scopes or DEFAULT_SCOPES)
         self.stdout.write(raw)

@@ -5,7 +5,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from loyalty.models import Program
+from loyalty.models import Member, MemberStatus, Program
+from loyalty.portal.services import portal_user_ensure
 from loyalty.services.access import api_key_create
 
 
@@ -27,11 +28,14 @@ class Command(BaseCommand):
         admin.is_staff = admin.is_superuser = True
         admin.set_password(password)
         admin.save()
-        _, key = api_key_create(program=Program.objects.get(code="demo"), name="demo checkout")
+        program = Program.objects.get(code="demo")
+        _, key = api_key_create(program=program, name="demo checkout")
         host = addrport if ":" in addrport else f"127.0.0.1:{addrport}"
+        portal = self.demo_member_login(program)
         self.stdout.write(
             self.style.SUCCESS(
                 f"\n  Admin:    http://{host}/admin/   login: admin   password: {password}"
+                f"\n  Portal:   http://{host}/portal/   {portal}"
                 f"\n  API docs: http://{host}/api/docs/"
                 f"\n  API key:  {key}"
                 f"\n  Try:      curl -H 'Authorization: Bearer {key}' http://{host}/api/v1/members/demo-000001/\n"
@@ -39,3 +43,21 @@ class Command(BaseCommand):
         )
         if not no_serve:
             call_command("runserver", addrport, use_reloader=False)
+
+    def demo_member_login(self, program: Program) -> str:
+        """A password for the first demo member, so a person can try the portal."""
+        member = (
+            Member.objects.filter(program=program, status=MemberStatus.ACTIVE, user__is_staff=False)
+            .order_by("external_id")
+            .first()
+            or Member.objects.filter(program=program, status=MemberStatus.ACTIVE, user__isnull=True)
+            .order_by("external_id")
+            .first()
+        )
+        if member is None:
+            return "(no demo member: run with --members N)"
+        user = portal_user_ensure(member=member)
+        password = os.environ.get("DEMO_MEMBER_PASSWORD") or secrets.token_urlsafe(9)
+        user.set_password(password)
+        user.save()
+        return f"login: {member.email}   password: {password}"

@@ -44,6 +44,7 @@ class Command(BaseCommand):
                 email=f"member{i}@example.com",
                 first_name=first,
                 last_name=last,
+                invite=False,  # synthetic members get no e-mail (rundemo gives one a portal password)
                 now=enrolled,
             )
             for n in range(rng.choice([0, 1, 1, 2, 3, 5, 8])):
