@@ -47,8 +47,9 @@ class Command(BaseCommand):
                 invite=False,  # synthetic members get no e-mail (rundemo gives one a portal password)
                 now=enrolled,
             )
-            for n in range(rng.choice([0, 1, 1, 2, 3, 5, 8])):
-                placed = enrolled + (now - enrolled) * rng.random()
+            # a member's orders come in time order, as a shop would send them
+            times = sorted(enrolled + (now - enrolled) * rng.random() for _ in range(rng.choice([0, 1, 1, 2, 3, 5, 8])))
+            for n, placed in enumerate(times):
                 currency = rng.choices(currencies, weights=[60, 20, 8, 5, 5, 2])[0]
                 lines = tuple(
                     LineDraft(

@@ -1,6 +1,7 @@
 """Formatting for the portal, in the language of the page: money and points by the locale's rules
 (CLDR data through Babel: `$1,234.50` in English, `1234,50 USD` in Polish)."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 from babel.numbers import format_currency, format_decimal
@@ -50,3 +51,10 @@ def number(value, digits: int = 0) -> str:
         return ""
     pattern = "#,##0" + ("." + "0" * int(digits) if int(digits) else "")
     return format_decimal(Decimal(value), format=pattern, locale=current_locale())
+
+
+@register.filter
+def last_day(end):
+    """The last moment inside a period that ends at `end` (exclusive), for "Ends 31 Dec" rather than
+    "Ends 1 Jan"; formatted with `|date` after it in the page's time zone."""
+    return end - timedelta(microseconds=1) if end else end
