@@ -15,6 +15,7 @@ class Scope(models.TextChoices):
     EVENTS = "events", "Send custom events"
     REFERRALS = "referrals", "Look up referral codes"
     METRICS = "metrics", "Read retention metrics"
+    SURVEYS = "surveys", "Record surveys sent and their answers (NPS, CSAT, CES)"
 
 
 ALL_SCOPES = [scope.value for scope in Scope]
