@@ -130,9 +130,12 @@ def period_default(program: Program, *, now: datetime | None = None, days: int =
     return Period(end - timedelta(days=days), end, program.timezone)
 
 
-def _date(value: str, field: str) -> date:
+def parse_date(value: str, field: str) -> date:
     try:
-        return date.fromisoformat(value.strip())
+        day = date.fromisoformat(value.strip())
+        if not 1970 <= day.year <= 9000:
+            raise ValueError(day)
+        return day
     except (ValueError, AttributeError):
         raise InvalidDate(
             f"{field}={value!r} is not a date (YYYY-MM-DD)",
@@ -152,7 +155,7 @@ def period_parse(
             "Give both start and end (YYYY-MM-DD), or neither for the last 30 days",
             errors=[{"field": missing, "message": "required with the other", "code": "invalid_period"}],
         )
-    period = Period(_date(start, "start"), _date(end, "end"), program.timezone)
+    period = Period(parse_date(start, "start"), parse_date(end, "end"), program.timezone)
     if period.start_date >= period.end_date:
         raise InvalidPeriod(
             f"start ({period.start_date}) must be before end ({period.end_date}); end is exclusive",
@@ -634,6 +637,13 @@ def cohort_period(program: Program, start: date | None, end: date | None, *, now
     return Period(first, end, program.timezone)
 
 
+def months_to(program: Program, end: date, count: int) -> Period:
+    """The `count` whole months that end with the month containing `end - 1 day`."""
+    last = end - timedelta(days=1)
+    index = last.year * 12 + last.month - 1 - (count - 1)
+    return cohort_period(program, date(index // 12, index % 12 + 1, 1), end)
+
+
 def _next_month(day: date) -> date:
     return date(day.year + (day.month == 12), day.month % 12 + 1, 1)
 
@@ -731,7 +741,9 @@ def segment_counts(*, program: Program, as_of: datetime) -> list[dict]:
     ]
 
 
-def segment_members(*, program: Program, as_of: datetime, segment: str, after: int | None, limit: int) -> list[dict]:
+def segment_members(
+    *, program: Program, as_of: datetime, segment: str, after: int | None, limit: int | None
+) -> list[dict]:
     """The members of a segment, newest member first, `limit` from after the member id `after`."""
     if segment not in SEGMENTS:
         raise UnknownSegment(
@@ -743,7 +755,7 @@ def segment_members(*, program: Program, as_of: datetime, segment: str, after: i
         "s.spend_cents, s.r, s.f, s.m "
         "FROM segmented s JOIN loyalty_member m ON m.id = s.member_id "
         "WHERE s.segment = %(segment)s" + (" AND s.member_id < %(after)s" if after is not None else "") + " "
-        "ORDER BY s.member_id DESC LIMIT %(limit)s"
+        "ORDER BY s.member_id DESC" + (" LIMIT %(limit)s" if limit is not None else "")
     )
     rows = _rows(sql, _params(program, as_of=as_of, segment=segment, after=after, limit=limit))
     return [
@@ -810,7 +822,7 @@ def at_risk_count(*, program: Program, as_of: datetime) -> int:
     return _int(_one(sql + "SELECT COUNT(*) FROM at_risk", params)[0])
 
 
-def at_risk_members(*, program: Program, as_of: datetime, after: int | None, limit: int) -> list[dict]:
+def at_risk_members(*, program: Program, as_of: datetime, after: int | None, limit: int | None) -> list[dict]:
     """Active members whose time since their last order is over twice their usual gap between
     orders (the program's median gap for one-order members). Newest member first."""
     sql, params = _at_risk_sql(program, as_of)
@@ -818,7 +830,8 @@ def at_risk_members(*, program: Program, as_of: datetime, after: int | None, lim
         "SELECT r.member_id, m.external_id, m.email, m.first_name, m.last_name, r.last_at, r.orders, r.usual_gap, "
         "%(as_of_s)s - r.last_s FROM at_risk r JOIN loyalty_member m ON m.id = r.member_id"
         + (" WHERE r.member_id < %(after)s" if after is not None else "")
-        + " ORDER BY r.member_id DESC LIMIT %(limit)s"
+        + " ORDER BY r.member_id DESC"
+        + (" LIMIT %(limit)s" if limit is not None else "")
     )
     rows = _rows(sql, {**params, "after": after, "limit": limit})
     day = Decimal(86400)

@@ -70,6 +70,7 @@ ROLES = {
             "loyalty.pin_tier",
             "loyalty.erase_member",
             "referrals.decide_referral",
+            "loyalty.grant_winback",
         ],
     },
 }
@@ -90,6 +91,10 @@ NEVER_FOR_MANAGERS = {  # the ledger and what checkout writes are never edited b
         "auditentry",
         "badgeaward",
         "rewardclaim",
+        "surveysend",
+        "surveyresponse",
+        "winbackgrant",
+        "metricsnapshot",
     },
 }
 
