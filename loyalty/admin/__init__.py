@@ -5,7 +5,7 @@ api_key_revoke); ledger rows, orders, redemptions and events are view-only."""
 
 from django.contrib import admin
 
-from . import access, ledger, members, orders, program  # noqa: F401 (each module registers its admins)
+from . import access, dashboard, ledger, members, metrics, orders, program  # noqa: F401 (each module registers its admins)
 
 admin.site.site_header = "Loyalty administration"
 admin.site.site_title = "Loyalty admin"
