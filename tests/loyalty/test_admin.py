@@ -22,31 +22,50 @@ from loyalty.models import (
     Lot,
     LotMovement,
     Member,
+    MetricSnapshot,
     Order,
     Program,
     Redemption,
     Reward,
     RewardClaim,
+    SurveyResponse,
+    SurveySend,
     Transaction,
     TransactionKind,
+    WinbackGrant,
+    WinbackOffer,
     hash_secret,
 )
 from loyalty.selectors.members import member_balances
+from loyalty.selectors.metrics import Period
 from loyalty.services.members import member_update
+from loyalty.services.metrics import metrics_snapshot_take, survey_response_record, survey_sends_record, winback_grant
 from loyalty.services.orders import order_refund
 from loyalty.services.redemptions import redemption_hold
 from loyalty.services.rewards import reward_claim
 from referrals.models import ReferralCode
 from tests.conftest import JUNE, CheckedClient
-from tests.factories import place_order
+from tests.factories import MemberFactory, place_order
 from tiers.models import BirthdayGift, Tier, TierChange, TierEvaluation
 from tiers.services import birthday_take, tier_year_end_evaluate
 
 pytestmark = pytest.mark.usefixtures("june")
 
 LEDGER = (Account, Transaction, Entry, Lot, LotMovement)
-VIEW_ONLY = (*LEDGER, Order, Redemption, RewardClaim, Event, ReferralCode, TierChange, TierEvaluation, BirthdayGift)
-ADDABLE = {Program, EarnRule, Reward, ApiKey, Tier}
+METRICS = (WinbackGrant, SurveySend, SurveyResponse, MetricSnapshot)
+VIEW_ONLY = (
+    *LEDGER,
+    Order,
+    Redemption,
+    RewardClaim,
+    Event,
+    ReferralCode,
+    TierChange,
+    TierEvaluation,
+    BirthdayGift,
+    *METRICS,
+)
+ADDABLE = {Program, EarnRule, Reward, ApiKey, Tier, WinbackOffer}
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -132,9 +151,10 @@ def staff_client(client, superuser):
 
 
 @pytest.fixture
-def busy(program, member, api_key):
+def busy(program, member, api_key, superuser):
     """A member with something in every table: matured and pending points, a refund, a hold, a
-    claimed reward, events, an API key and a referral code."""
+    claimed reward, events, an API key, a referral code, a survey answered, a win-back grant and a
+    metrics snapshot."""
     old = place_order(program, member, "1200.00", placed_at=JUNE - timedelta(days=60), external_id="O-OLD")
     order_refund(
         program=program,
@@ -150,6 +170,12 @@ def busy(program, member, api_key):
     member = member_update(member=member, birth_date=date(1990, 6, 3))
     birthday_take(member=member, choice="gift", now=JUNE)
     tier_year_end_evaluate(program=program, year=2026, now=datetime(2026, 1, 1, tzinfo=UTC))
+    survey_sends_record(program=program, kind="nps", member_external_ids=["anna"], survey_id="june", now=JUNE)
+    survey_response_record(program=program, member_external_id="anna", kind="nps", score=9, survey_id="june", now=JUNE)
+    offer = WinbackOffer.objects.create(program=program, name="We miss you", kind="points", points=100)
+    lapsed = MemberFactory(program=program, external_id="bruno", email="bruno@example.com", now=JUNE)
+    winback_grant(offer=offer, member_ids=[lapsed.pk], audience="at_risk", staff_user=superuser, now=JUNE)
+    metrics_snapshot_take(program=program, period=Period(date(2026, 5, 16), date(2026, 6, 15), "UTC"), now=JUNE)
     return member
 
 
