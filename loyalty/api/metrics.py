@@ -255,9 +255,21 @@ class AtRiskOut(serializers.Serializer):
 
 
 # --- metrics views ----------------------------------------------------------------------------------
+class InvalidFormat(errors.InvalidInput):
+    code, title = "invalid_format", "format is json or csv"
+
+
 class MetricsApi(APIView):
     scope = Scope.METRICS
     renderer_classes = [renderers.JSONRenderer, CsvRenderer]
+
+    def perform_content_negotiation(self, request, force=False):
+        if not force and request.query_params.get("format") not in (None, "json", "csv"):
+            raise InvalidFormat(
+                "?format= is json (the default) or csv",
+                errors=[{"field": "format", "message": "json or csv", "code": "invalid_format"}],
+            )
+        return super().perform_content_negotiation(request, force)
 
 
 class SummaryApi(MetricsApi):

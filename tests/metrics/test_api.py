@@ -205,3 +205,8 @@ def test_survey_endpoints_need_the_surveys_scope(program, member):
     body = {"member": "anna", "kind": "nps", "score": 9}
     assert metrics_only.post("/api/v1/surveys/responses/", body, format="json").status_code == 403
     assert client_with(program, "surveys").post("/api/v1/surveys/responses/", body, format="json").status_code == 201
+
+
+def test_an_unknown_format_is_a_problem(api, program):
+    response = api.get("/api/v1/metrics/summary/?format=xml")
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_format")

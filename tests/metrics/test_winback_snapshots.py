@@ -157,3 +157,16 @@ def test_backfill_fills_the_time_series(program, customers):
     assert metrics_snapshots_backfill(program=program, days=5, now=NOW) == 5
     assert MetricSnapshot.objects.filter(program=program, cohorts__isnull=False).count() == 1
     assert len(snapshot_series(program=program, until=date(2026, 6, 1))) == 5
+
+
+def test_the_backfill_command(program, customers):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    customers([("a", [at(2026, 5, 20)], "50.00")])
+    out = StringIO()
+    call_command("metrics_snapshot", "--program", "demo", "--days", "3", stdout=out)
+    assert "demo: 3 snapshot(s) computed" in out.getvalue()
+    call_command("metrics_snapshot", "--days", "3", stdout=out)
+    assert "demo: 1 snapshot(s) computed" in out.getvalue()  # only today's full one again
