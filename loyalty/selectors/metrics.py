@@ -182,14 +182,20 @@ def _epoch(column: str) -> str:
 
 
 def _month(column: str) -> str:
-    """year * 12 + month - 1 of a time, in the program's zone (param `tz`)."""
+    """The month of a time in the program's zone (param `tz`), as a value to group by: a truncated
+    timestamp on PostgreSQL (cheap), year * 12 + month - 1 on SQLite; `_month_index` reads both."""
     if _postgres():
-        local = f"({column} AT TIME ZONE %(tz)s)"
-        return f"CAST(EXTRACT(YEAR FROM {local}) * 12 + EXTRACT(MONTH FROM {local}) - 1 AS INTEGER)"
+        return f"date_trunc('month', {column} AT TIME ZONE %(tz)s)"
     return (
         f"(django_datetime_extract('year', {column}, %(tz)s, %(conn_tz)s) * 12"
         f" + django_datetime_extract('month', {column}, %(tz)s, %(conn_tz)s) - 1)"
     )
+
+
+def _month_index(value) -> int:
+    if isinstance(value, date):  # datetime too
+        return value.year * 12 + value.month - 1
+    return int(value)
 
 
 def _in(values) -> str:
@@ -613,9 +619,9 @@ WITH firsts AS (
 ), cohort AS (
     SELECT member_id, {month_first} AS cm FROM firsts
 )
-SELECT c.cm, a.m - c.cm, COUNT(*)
+SELECT c.cm, a.m, COUNT(*)
 FROM cohort c JOIN activity a ON a.member_id = c.member_id
-GROUP BY c.cm, a.m - c.cm
+GROUP BY c.cm, a.m
 """
 
 
@@ -660,8 +666,9 @@ def cohort_matrix(*, program: Program, period: Period, now: datetime | None = No
         )
     sql = _COHORTS.format(qualifying=QUALIFYING, month_order=_month("o.placed_at"), month_first=_month("first_at"))
     cells: dict[tuple[int, int], int] = {}
-    for cm, k, count in _rows(sql, _params(program, start=period.start, end=period.end)):
-        cells[(int(cm), int(k))] = _int(count)
+    for cm, month, count in _rows(sql, _params(program, start=period.start, end=period.end)):
+        cohort = _month_index(cm)
+        cells[(cohort, _month_index(month) - cohort)] = _int(count)
     width = last - first + 1
     cohorts = []
     for cm in range(first, last + 1):
@@ -921,7 +928,7 @@ def points_by_month(*, program: Program, period: Period) -> list[dict]:
         return list(months.values())
     sql = _FLOWS_BY_MONTH.format(month=_month("t.effective_at"), kinds=_in(FLOW_KINDS), accounts=_in(FLOW_ACCOUNTS))
     for month, kind, amount in _rows(sql, _params(program, start=period.start, end=period.end, asset=asset.pk)):
-        row = months.get(int(month))
+        row = months.get(_month_index(month))
         if row is None:
             continue
         if kind in EARN_SOURCES:
