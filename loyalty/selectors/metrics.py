@@ -198,6 +198,16 @@ def _month_index(value) -> int:
     return int(value)
 
 
+def _entries_of_t() -> str:
+    """`t` (transactions) joined to their entries `e`. On PostgreSQL a lateral lookup per transaction
+    (OFFSET 0 keeps it one): the planner would otherwise merge-join the whole entry table."""
+    if _postgres():
+        return (
+            "t CROSS JOIN LATERAL (SELECT account_id, amount FROM loyalty_entry WHERE transaction_id = t.id OFFSET 0) e"
+        )
+    return "t JOIN loyalty_entry e ON e.transaction_id = t.id"
+
+
 def _in(values) -> str:
     """A literal IN list of our own constants (never user input)."""
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
@@ -361,14 +371,20 @@ def orders(program: Program, period: Period) -> dict:
 
 
 # --- points: earned, redeemed, expired, liability -------------------------------------------------
+# The period's transactions first, then their entries, then the system accounts among them
+# (MATERIALIZED fixes that join order: left to itself the planner may walk every entry of the
+# system accounts, which look like a handful of rows to it).
 _FLOWS = """
+WITH t AS MATERIALIZED (
+    SELECT id FROM loyalty_transaction
+    WHERE program_id = %(program)s AND kind IN {kinds} AND effective_at >= %(start)s AND effective_at < %(end)s
+), e AS MATERIALIZED (
+    SELECT e.account_id, e.amount FROM {entries_of_t}
+)
 SELECT a.asset_id, a.kind, SUM(e.amount)
-FROM loyalty_transaction t
-JOIN loyalty_entry e ON e.transaction_id = t.id
+FROM e
 JOIN loyalty_account a ON a.id = e.account_id
-WHERE t.program_id = %(program)s AND t.kind IN {kinds}
-  AND t.effective_at >= %(start)s AND t.effective_at < %(end)s
-  AND a.member_id IS NULL AND a.kind IN {accounts}
+WHERE a.member_id IS NULL AND a.kind IN {accounts}
 GROUP BY a.asset_id, a.kind
 """
 
@@ -398,7 +414,7 @@ def _assets(program: Program) -> dict[int, object]:
 def points(program: Program, period: Period, assets: dict | None = None) -> dict:
     assets = assets if assets is not None else _assets(program)
     flows = {pk: dict.fromkeys(("earned", "redeemed", "expired"), 0) for pk in assets}
-    sql = _FLOWS.format(kinds=_in(FLOW_KINDS), accounts=_in(FLOW_ACCOUNTS))
+    sql = _FLOWS.format(kinds=_in(FLOW_KINDS), accounts=_in(FLOW_ACCOUNTS), entries_of_t=_entries_of_t())
     for asset_id, kind, amount in _rows(sql, _params(program, start=period.start, end=period.end)):
         if asset_id not in flows:
             continue
@@ -906,13 +922,16 @@ def winback_results(*, program: Program, now: datetime) -> list[dict]:
 
 # --- points by month (the dashboard's flow chart) ------------------------------------------------
 _FLOWS_BY_MONTH = """
+WITH t AS MATERIALIZED (
+    SELECT id, effective_at FROM loyalty_transaction
+    WHERE program_id = %(program)s AND kind IN {kinds} AND effective_at >= %(start)s AND effective_at < %(end)s
+), e AS MATERIALIZED (
+    SELECT t.effective_at, e.account_id, e.amount FROM {entries_of_t}
+)
 SELECT {month}, a.kind, SUM(e.amount)
-FROM loyalty_transaction t
-JOIN loyalty_entry e ON e.transaction_id = t.id
+FROM e
 JOIN loyalty_account a ON a.id = e.account_id
-WHERE t.program_id = %(program)s AND t.kind IN {kinds}
-  AND t.effective_at >= %(start)s AND t.effective_at < %(end)s
-  AND a.member_id IS NULL AND a.asset_id = %(asset)s AND a.kind IN {accounts}
+WHERE a.member_id IS NULL AND a.asset_id = %(asset)s AND a.kind IN {accounts}
 GROUP BY {month}, a.kind
 """
 
@@ -926,7 +945,9 @@ def points_by_month(*, program: Program, period: Period) -> list[dict]:
     months = {m: {"month": _month_label(m), "earned": 0, "redeemed": 0, "expired": 0} for m in range(first, last + 1)}
     if asset is None:
         return list(months.values())
-    sql = _FLOWS_BY_MONTH.format(month=_month("t.effective_at"), kinds=_in(FLOW_KINDS), accounts=_in(FLOW_ACCOUNTS))
+    sql = _FLOWS_BY_MONTH.format(
+        month=_month("e.effective_at"), kinds=_in(FLOW_KINDS), accounts=_in(FLOW_ACCOUNTS), entries_of_t=_entries_of_t()
+    )
     for month, kind, amount in _rows(sql, _params(program, start=period.start, end=period.end, asset=asset.pk)):
         row = months.get(_month_index(month))
         if row is None:
