@@ -579,13 +579,11 @@ def metrics_summary(*, program: Program, period: Period, now: datetime | None = 
     now = now or timezone.now()
     cust = customers(program, period)
     ords = orders(program, period)
+    # Mean lifespan of the customers who have churned by the end. (The definitions' fallback, 1 /
+    # annual churn, only matters when nobody has churned, and then annual churn is 0 too: null.)
     lifespan = None
     if cust["_churned"]:
         lifespan = Decimal(cust["_churned_seconds"]) / cust["_churned"] / YEAR_SECONDS
-    elif cust["churn_rate"]:  # nobody has churned for good yet: 1 / annual churn rate
-        per_period = Decimal(str(cust["churn_rate"])) / 100
-        annual = 1 - (1 - per_period) ** (Decimal("365.25") / period.days)
-        lifespan = 1 / annual if annual else None
     clv = None
     if ords["_aov"] is not None and ords["_frequency_per_year"] is not None and lifespan is not None:
         value = ords["_aov"] * ords["_frequency_per_year"] * lifespan

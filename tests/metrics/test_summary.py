@@ -115,3 +115,50 @@ def test_refunds_lower_revenue_and_average_order_value(program, customers):
     assert before["revenue"]["amount"] == "200.00" and before["average_order_value"]["amount"] == "100.00"
     assert after["revenue"]["amount"] == "160.00" and after["average_order_value"]["amount"] == "80.00"
     assert after["orders"] == 2
+
+
+def test_clv_worked_example_aov_50_four_a_year_three_years_is_600(program, customers):
+    from datetime import UTC, datetime
+
+    from djmoney.money import Money
+
+    # Given a churned customer whose first and last orders are three years apart (365.25-day years)
+    first = datetime(2021, 6, 1, tzinfo=UTC)
+    customers([("gone", [first, first + timedelta(days=3 * 365.25)], "50.00")])
+    # and a customer ordering 50 USD four times in the year to the end of May 2026
+    customers([("buyer", [at(2025, 7, 1), at(2025, 10, 1), at(2026, 1, 5), at(2026, 5, 5)], "50.00")])
+
+    s = metrics_summary(program=program, period=period(program, *MAY))
+
+    assert s["average_order_value"]["amount"] == "50.00" and s["purchase_frequency_per_year"] == 4.0
+    assert s["average_lifespan_years"] == 3.0
+    assert s["clv"] == {"amount": "600.00", "currency": "USD"}
+    program.acquisition_cost = Money("100.00", "USD")
+    program.save()
+    assert metrics_summary(program=program, period=period(program, *MAY))["clv"]["amount"] == "500.00"
+
+
+def test_points_referrals_and_tiers_in_the_summary(program, customers, member_factory):
+    from loyalty.models import Transaction, TransactionKind
+    from loyalty.services.members import member_enroll
+    from referrals.models import ReferralCode
+
+    # Given a customer who earns 1,200 points (Rouge at the 1,000 USD crossing) and a referred member
+    [big] = customers([("big", [at(2026, 5, 3)], "1200.00")])
+    code = ReferralCode.objects.get(member=big, retired_at__isnull=True).code
+    member_enroll(program=program, external_id="friend", email="f@example.com", referral_code=code, now=at(2026, 5, 10))
+    member_enroll(program=program, external_id="alone", email="a@example.com", now=at(2026, 5, 11))
+
+    s = metrics_summary(program=program, period=period(program, *MAY))
+
+    earned = Transaction.objects.filter(kind=TransactionKind.EARN).count()
+    assert earned == 1 and s["points_earned"] == 1200 and s["points_redeemed"] == 0
+    assert s["redemption_rate"] == 0.0 and s["breakage"] == 0.0
+    assert s["points_liability"] == [
+        {"currency": "PTS", "points": 1200, "value": {"amount": "24.00", "currency": "USD"}}
+    ]  # 2 cents a point
+    assert (s["new_members"], s["referred_members"], s["referral_rate"]) == (2, 1, 50.0)
+    assert s["tier_movements"]["upgrades"] == 1
+    mix = {t["tier"]: t["members"] for t in s["tier_mix"]}
+    assert mix == {"insider": 2, "vib": 0, "rouge": 1}
+    assert (s["active_member_count"], s["members"]) == (1, 3)
