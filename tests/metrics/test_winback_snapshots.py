@@ -170,3 +170,18 @@ def test_the_backfill_command(program, customers):
     assert "demo: 3 snapshot(s) computed" in out.getvalue()
     call_command("metrics_snapshot", "--days", "3", stdout=out)
     assert "demo: 1 snapshot(s) computed" in out.getvalue()  # only today's full one again
+
+
+def test_a_grant_is_a_webhook_event_for_the_email_tool(program, lapsing, staff):
+    from loyalty.models import Event, WebhookDelivery
+    from loyalty.services.events import events_process
+    from loyalty.services.webhooks import webhook_endpoint_create
+
+    webhook_endpoint_create(program=program, url="https://mail.example.com/hooks", events=["winback.granted"])
+    offer = WinbackOffer.objects.create(program=program, name="We miss you", kind="points", points=300)
+    winback_grant(offer=offer, member_ids=at_risk_member_ids(program=program, as_of=NOW), audience="at_risk",
+                  staff_user=staff, now=NOW)  # fmt: skip
+    events_process(event_ids=list(Event.objects.filter(type="winback.granted").values_list("pk", flat=True)), now=NOW)
+    deliveries = WebhookDelivery.objects.filter(event__type="winback.granted")
+    assert deliveries.count() == 3
+    assert {d.event.properties["points"] for d in deliveries} == {300}
