@@ -144,3 +144,13 @@ def test_only_the_ticked_members_and_nobody_without_the_permission(client, progr
     client.post(url, {"offer": offer.pk, "scope": "selected", "members": [late0.pk]})
     assert list(WinbackGrant.objects.values_list("member_id", flat=True)) == [late0.pk]
     assert not MetricSnapshot.objects.exists()
+
+
+def test_an_empty_program_renders_every_part(client, staff, program):
+    client.force_login(staff)
+    page = client.get(DASHBOARD)
+    assert page.status_code == 200
+    assert {c["value"] for c in page.context["cards"] if c["key"] in ("retention_rate", "nps", "clv")} == {"–"}
+    assert page.context["at_risk"] == 0 and all(s["members"] == 0 for s in page.context["segments"])
+    assert client.get(reverse("loyalty_metrics_at_risk")).status_code == 200
+    assert client.get(reverse("loyalty_metrics_segment", args=["lost"])).status_code == 200
