@@ -154,3 +154,17 @@ def test_an_empty_program_renders_every_part(client, staff, program):
     assert page.context["at_risk"] == 0 and all(s["members"] == 0 for s in page.context["segments"])
     assert client.get(reverse("loyalty_metrics_at_risk")).status_code == 200
     assert client.get(reverse("loyalty_metrics_segment", args=["lost"])).status_code == 200
+
+
+def test_the_static_files_collect_with_the_production_manifest_storage(tmp_path, settings):
+    # Chart.js names its source map: the manifest storage of production (DJANGO_DEBUG=0) must find it.
+    from django.core.management import call_command
+
+    settings.STATIC_ROOT = tmp_path
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+    }
+    call_command("collectstatic", "--noinput", verbosity=0)
+    manifest = json.loads((tmp_path / "staticfiles.json").read_text())["paths"]
+    assert "loyalty/vendor/chartjs/chart.umd.min.js" in manifest and "loyalty/dashboard/dashboard.js" in manifest
