@@ -9,6 +9,7 @@ public = {"permission_classes": [AllowAny], "authentication_classes": []}
 
 urlpatterns = [
     path("healthz", healthz),
+    path("admin/metrics/", include("loyalty.admin.dashboard")),  # the retention dashboard (staff)
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(**public), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", **public), name="api-docs"),

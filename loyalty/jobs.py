@@ -101,3 +101,10 @@ def _points_expiring(now):
     from loyalty.services.webhooks import points_expiring_announce
 
     return points_expiring_announce(now)
+
+
+@job("metrics_snapshot", every=crontab(minute=45, hour=1), description="Store the nightly retention metrics snapshot")
+def _metrics_snapshot(now):
+    from loyalty.services.metrics import metrics_snapshots_run
+
+    return metrics_snapshots_run(now)

@@ -5,7 +5,18 @@ api_key_revoke); ledger rows, orders, redemptions and events are view-only."""
 
 from django.contrib import admin
 
-from . import access, audit, gamification, ledger, members, orders, program, webhooks  # noqa: F401 (each module registers its admins)
+from . import (  # noqa: F401 (each module registers its admins)
+    access,
+    audit,
+    dashboard,
+    gamification,
+    ledger,
+    members,
+    metrics,
+    orders,
+    program,
+    webhooks,
+)
 
 admin.site.site_header = "Loyalty administration"
 admin.site.site_title = "Loyalty admin"

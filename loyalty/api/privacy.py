@@ -36,7 +36,10 @@ class MemberExportOut(serializers.Serializer):
     badges = serializers.ListField(child=serializers.JSONField())
     challenges = serializers.ListField(child=serializers.JSONField())
     tier_history = serializers.ListField(child=serializers.JSONField())
-    surveys = serializers.ListField(child=serializers.JSONField())
+    surveys = serializers.DictField(
+        child=serializers.ListField(child=serializers.JSONField()), help_text="`sent` and `answers`"
+    )
+    winback_offers = serializers.ListField(child=serializers.JSONField())
     events = serializers.ListField(child=serializers.JSONField())
 
 

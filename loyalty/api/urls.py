@@ -1,6 +1,6 @@
 from django.urls import path
 
-from loyalty.api import events, gamification, members, orders, privacy, redemptions, rewards
+from loyalty.api import events, gamification, members, metrics, orders, privacy, redemptions, rewards
 
 urlpatterns = [
     path("members/", members.MemberListApi.as_view()),
@@ -24,4 +24,10 @@ urlpatterns = [
     path("members/<str:member>/challenges/", gamification.MemberChallengesApi.as_view()),
     path("members/<str:member>/challenges/<int:pk>/join/", gamification.ChallengeJoinApi.as_view()),
     path("challenges/<int:pk>/leaderboard/", gamification.LeaderboardApi.as_view()),
+    path("metrics/summary/", metrics.SummaryApi.as_view()),
+    path("metrics/cohorts/", metrics.CohortsApi.as_view()),
+    path("metrics/segments/", metrics.SegmentsApi.as_view()),
+    path("metrics/at-risk/", metrics.AtRiskApi.as_view()),
+    path("surveys/responses/", metrics.SurveyResponseApi.as_view()),
+    path("surveys/sends/", metrics.SurveySendApi.as_view()),
 ]

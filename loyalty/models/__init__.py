@@ -15,6 +15,16 @@ from .ledger import (
     TransactionKind,
 )
 from .member import Member, MemberStatus
+from .metrics import (
+    SCORE_RANGE,
+    MetricSnapshot,
+    SurveyKind,
+    SurveyResponse,
+    SurveySend,
+    WinbackGrant,
+    WinbackOffer,
+    WinbackOfferKind,
+)
 from .orders import Order, OrderLine, OrderStatus, Refund, RefundKind
 from .portal import PortalSession
 from .program import Asset, AssetKind, ExpiryPolicy, FxRate, Program, RefundPolicy
@@ -57,6 +67,14 @@ __all__ = [
     "MEMBER_BUCKETS",
     "Member",
     "MemberStatus",
+    "MetricSnapshot",
+    "SCORE_RANGE",
+    "SurveyKind",
+    "SurveyResponse",
+    "SurveySend",
+    "WinbackGrant",
+    "WinbackOffer",
+    "WinbackOfferKind",
     "OpeningBalance",
     "Order",
     "OrderLine",

@@ -16,6 +16,7 @@ class Scope(models.TextChoices):
     REFERRALS = "referrals", "Look up referral codes"
     METRICS = "metrics", "Read retention metrics"
     PRIVACY = "privacy", "Export and erase members' personal data"
+    SURVEYS = "surveys", "Record surveys sent and their answers (NPS, CSAT, CES)"
 
 
 ALL_SCOPES = [scope.value for scope in Scope]

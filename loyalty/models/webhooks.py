@@ -19,6 +19,7 @@ WEBHOOK_EVENTS = [
     "badge.awarded",
     "challenge.completed",
     "member.erased",
+    "winback.granted",
 ]
 
 

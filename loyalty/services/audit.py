@@ -70,6 +70,7 @@ ROLES = {
             "loyalty.pin_tier",
             "loyalty.erase_member",
             "referrals.decide_referral",
+            "loyalty.grant_winback",
         ],
     },
 }
@@ -92,6 +93,10 @@ NEVER_FOR_MANAGERS = {  # the ledger and what checkout writes are never edited b
         "challengeprogress",
         "rewardclaim",
         "webhookdelivery",
+        "surveysend",
+        "surveyresponse",
+        "winbackgrant",
+        "metricsnapshot",
     },
     "tiers": {"tierchange", "tierevaluation", "birthdaygift"},
     "referrals": {"referral", "referralcode"},  # decided through the referrals service, not edited

@@ -9,7 +9,8 @@ Erasure replaces every personal value the system holds about the member and keep
   retired (never valid again, never reissued);
 - free text that may name the member (ledger references and memos, refund reasons, tier notes,
   audit entries, stored idempotent answers, domain event properties) has the personal values
-  replaced; the properties of custom events (anything the shop sent) are dropped;
+  replaced; the properties of custom events (anything the shop sent) and survey comments are
+  dropped (survey scores stay, so NPS, CSAT and CES still count them);
 - the portal account: deactivated, renamed, password unusable, every session ended.
 The external id stays: it is the shop's own key, needed to tell the shop (the `member.erased`
 webhook) and to keep refusing a second enrollment under it. Shops should not use e-mails as ids.
@@ -37,6 +38,7 @@ from loyalty.models import (
     Transaction,
 )
 from loyalty.models.gamification import BadgeAward, ChallengeProgress
+from loyalty.models.metrics import SurveyResponse, SurveySend, WinbackGrant
 from loyalty.selectors.members import member_balances, member_expiring, member_transactions
 from loyalty.services.audit import audit_record, staff_require
 from loyalty.services.ledger import Book
@@ -236,7 +238,22 @@ def member_export(*, member: Member, now: datetime | None = None) -> dict:
             .select_related("from_tier", "to_tier")
             .order_by("changed_at", "id")
         ],
-        "surveys": [],  # the program runs no surveys yet: nothing is held
+        "surveys": {
+            "sent": list(
+                SurveySend.objects.filter(member=member)
+                .order_by("sent_at", "id")
+                .values("kind", "survey_id", "sent_at")
+            ),
+            "answers": list(
+                SurveyResponse.objects.filter(member=member)
+                .order_by("responded_at", "id")
+                .values("kind", "score", "comment", "survey_id", "responded_at")
+            ),
+        },
+        "winback_offers": [
+            {"offer": g.offer.name, "points": g.points, "granted_at": g.granted_at}
+            for g in WinbackGrant.objects.filter(member=member).select_related("offer").order_by("granted_at", "id")
+        ],
         "events": list(
             Event.objects.filter(member=member)
             .order_by("occurred_at", "id")
@@ -341,6 +358,8 @@ def member_erase(*, member: Member, actor=None, reason: str = "", now: datetime 
         _scrub_rows(TierChange.objects.filter(member=member), ("note",), personal)
         _scrub_rows(Event.objects.filter(member=member, custom=False), ("properties",), personal)
         Event.objects.filter(member=member, custom=True).exclude(properties={}).update(properties={})
+        # survey comments are the member's own words: dropped; the scores stay for NPS, CSAT, CES
+        SurveyResponse.objects.filter(member=member).exclude(comment="").update(comment="")
         referral_ids = [str(r.pk) for r in referrals]
         _scrub_rows(
             AuditEntry.objects.filter(

@@ -27,33 +27,41 @@ from loyalty.models import (
     Lot,
     LotMovement,
     Member,
+    MetricSnapshot,
     Order,
     Program,
     Redemption,
     Reward,
     RewardClaim,
+    SurveyResponse,
+    SurveySend,
     Transaction,
     TransactionKind,
     WebhookDelivery,
     WebhookEndpoint,
+    WinbackGrant,
+    WinbackOffer,
     hash_secret,
 )
 from loyalty.selectors.members import member_balances
+from loyalty.selectors.metrics import Period
 from loyalty.services.events import events_process
 from loyalty.services.members import member_enroll, member_update
+from loyalty.services.metrics import metrics_snapshot_take, survey_response_record, survey_sends_record, winback_grant
 from loyalty.services.orders import order_refund
 from loyalty.services.redemptions import redemption_hold
 from loyalty.services.rewards import reward_claim
 from loyalty.services.webhooks import webhook_endpoint_create
 from referrals.models import Referral, ReferralCode
 from tests.conftest import JUNE, CheckedClient
-from tests.factories import place_order
+from tests.factories import MemberFactory, place_order
 from tiers.models import BirthdayGift, Tier, TierChange, TierEvaluation
 from tiers.services import birthday_take, tier_year_end_evaluate
 
 pytestmark = pytest.mark.usefixtures("june")
 
 LEDGER = (Account, Transaction, Entry, Lot, LotMovement)
+METRICS = (WinbackGrant, SurveySend, SurveyResponse, MetricSnapshot)
 VIEW_ONLY = (
     *LEDGER,
     Order,
@@ -69,8 +77,9 @@ VIEW_ONLY = (
     BadgeAward,
     ChallengeProgress,
     WebhookDelivery,
+    *METRICS,
 )
-ADDABLE = {Program, EarnRule, Reward, ApiKey, Tier, Badge, Challenge, WebhookEndpoint}
+ADDABLE = {Program, EarnRule, Reward, ApiKey, Tier, Badge, Challenge, WebhookEndpoint, WinbackOffer}
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -156,10 +165,11 @@ def staff_client(client, superuser):
 
 
 @pytest.fixture
-def busy(program, member, api_key):
+def busy(program, member, api_key, superuser):
     """A member with something in every table: matured and pending points, a refund, a hold, a
     claimed reward, events, an API key, a referral code and a friend it referred, a badge and a
-    challenge completed, a webhook endpoint and its deliveries."""
+    challenge completed, a webhook endpoint and its deliveries, a survey answered, a win-back grant
+    and a metrics snapshot."""
     webhook_endpoint_create(program=program, url="https://shop.example.com/hooks", events=["points.earned"])
     old = place_order(program, member, "1200.00", placed_at=JUNE - timedelta(days=60), external_id="O-OLD")
     order_refund(
@@ -180,6 +190,12 @@ def busy(program, member, api_key):
     member_enroll(program=program, external_id="friend", email="friend@example.org", referral_code=code, now=JUNE)
     events_process(event_ids=list(Event.objects.values_list("pk", flat=True)), now=JUNE)
     assert BadgeAward.objects.exists() and ChallengeProgress.objects.exists() and WebhookDelivery.objects.exists()
+    survey_sends_record(program=program, kind="nps", member_external_ids=["anna"], survey_id="june", now=JUNE)
+    survey_response_record(program=program, member_external_id="anna", kind="nps", score=9, survey_id="june", now=JUNE)
+    offer = WinbackOffer.objects.create(program=program, name="We miss you", kind="points", points=100)
+    lapsed = MemberFactory(program=program, external_id="bruno", email="bruno@example.com", now=JUNE)
+    winback_grant(offer=offer, member_ids=[lapsed.pk], audience="at_risk", staff_user=superuser, now=JUNE)
+    metrics_snapshot_take(program=program, period=Period(date(2026, 5, 16), date(2026, 6, 15), "UTC"), now=JUNE)
     return member
 
 

@@ -23,10 +23,12 @@ from loyalty.models import (
     Scope,
     WebhookDelivery,
 )
+from loyalty.selectors.metrics import Period, metrics_summary
 from loyalty.services.access import api_key_create
 from loyalty.services.adjustments import points_adjust
 from loyalty.services.audit import Forbidden
 from loyalty.services.events import event_record, events_process
+from loyalty.services.metrics import survey_response_record, survey_sends_record
 from loyalty.services.privacy import member_erase, member_export
 from loyalty.services.settlement import points_mature
 from loyalty.services.webhooks import webhook_endpoint_create
@@ -134,6 +136,16 @@ def zed(program, member, api, june, django_user_model, django_capture_on_commit_
         properties={"text": f"Love it! {PERSONAL['first_name']}", "reply_to": PERSONAL["email"]},
         external_id="review-1",
     )
+    survey_sends_record(program=program, kind="nps", member_external_ids=["zed"], survey_id="june", now=JUNE)
+    survey_response_record(
+        program=program,
+        member_external_id="zed",
+        kind="nps",
+        score=10,
+        comment=f"Great! Call me: {PERSONAL['phone']}, {PERSONAL['first_name']}",
+        survey_id="june",
+        now=JUNE,
+    )
     portal_user = Member.objects.get(pk=zed.pk).user
     portal_user.set_password("a long passphrase 42")
     portal_user.save()
@@ -216,6 +228,8 @@ def test_erase_leaves_no_personal_value_in_any_table_and_keeps_every_amount(
     program_orders = Order.objects.filter(program=program).aggregate(n=Count("id"), revenue=Sum("spend_base"))
     ordering_members = Order.objects.filter(program=program).values("member").distinct().count()
     balances_before = member_export(member=zed)["balances"]
+    year = Period(date(2026, 1, 1), date(2027, 1, 1), "UTC")
+    summary_before = metrics_summary(program=program, period=year, now=JUNE)
     session_keys = list(PortalSession.objects.filter(user=zed.user).values_list("session_key", flat=True))
     endpoint = webhook_endpoint_create(program=program, url="http://127.0.0.1:9/hook", events=["member.erased"])
 
@@ -246,7 +260,13 @@ def test_erase_leaves_no_personal_value_in_any_table_and_keeps_every_amount(
         Order.objects.filter(member=zed).order_by("pk").values_list("pk", "total", "spend_base", "points_earned")
     ) == (orders_before)
     assert member_export(member=zed)["balances"] == balances_before
-    # metrics still count the member's orders
+    # metrics still count the member's orders (and survey score)
+    summary_after = metrics_summary(program=program, period=year, now=JUNE)
+    mix_before, mix_after = summary_before.pop("tier_mix"), summary_after.pop("tier_mix")
+    assert summary_after == summary_before
+    # a closed account is no longer a member of any tier
+    assert sum(t["members"] for t in mix_after) == sum(t["members"] for t in mix_before) - 1
+    assert summary_before["nps"] == 100.0 and summary_before["orders"] == 3
     assert Order.objects.filter(program=program).aggregate(n=Count("id"), revenue=Sum("spend_base")) == program_orders
     assert Order.objects.filter(program=program).values("member").distinct().count() == ordering_members
     assert program_orders["revenue"] == Decimal("170.00")
@@ -351,6 +371,9 @@ def test_every_relation_of_a_member_is_in_the_export():
         "tiers.BirthdayGift": "birthday_gifts",
         "referrals.ReferralCode": "referral_codes",
         "referrals.Referral": "referrals",
+        "loyalty.SurveySend": "surveys",
+        "loyalty.SurveyResponse": "surveys",
+        "loyalty.WinbackGrant": "winback_offers",
     }
     related = {
         rel.related_model._meta.label
