@@ -265,7 +265,9 @@ class Stack:
             proc.wait()
 
     # load
-    def wrk(self, script: str, base: str, *, path: str = "/", duration: float, connections: int, script_args=()) -> dict:
+    def wrk(
+        self, script: str, base: str, *, path: str = "/", duration: float, connections: int, script_args=()
+    ) -> dict:
         """Run wrk with one thread per connection (so per-connection state in Lua is per thread) and
         return the JSON its Lua `done()` prints: requests/s, latency percentiles, statuses."""
         wrk = tool_require("wrk", "wrk")

@@ -28,7 +28,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Stack, args_parse, fmt, log, machine_note, mean, result, results_print  # noqa: E402
+from _common import Stack, args_parse, fmt, log, machine_note, mean, result, results_print
 
 NAME = "api"
 
@@ -52,7 +52,8 @@ ANALYZE raw_balance;
 RAW_ORDER = """\\set aid random(1, :members)
 BEGIN;
 UPDATE raw_balance SET balance = balance + 98, version = version + 1 WHERE id = :aid RETURNING balance AS after \\gset
-INSERT INTO raw_ledger (account_id, amount, balance_after, reference, created_at) VALUES (:aid, 98, :after, 'Order raw', now());
+INSERT INTO raw_ledger (account_id, amount, balance_after, reference, created_at)
+    VALUES (:aid, 98, :after, 'Order raw', now());
 END;
 """
 
@@ -197,7 +198,8 @@ def main() -> int:
                 ok=bool(good and ratio >= 0.25 and api["p99"] < 50),
                 notes=(
                     f"api p50 {api['p50']:.1f} ms p99 {api['p99']:.1f} ms; raw p50 {raw1['p50']:.2f}/{raw2['p50']:.2f} "
-                    f"p99 {raw1['p99']:.2f}/{raw2['p99']:.2f} ms (before/after; {raw1['rps']:.0f}/{raw2['rps']:.0f}/s); "
+                    f"p99 {raw1['p99']:.2f}/{raw2['p99']:.2f} ms "
+                    f"(before/after; {raw1['rps']:.0f}/{raw2['rps']:.0f}/s); "
                     f"statuses {api['statuses']}; {note_common}"
                 ),
             )

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PY, ROOT, Stack, args_parse, log, machine_note, result, results_print  # noqa: E402
+from _common import PY, ROOT, Stack, args_parse, log, machine_note, result, results_print
 
 NAME = "import"
 LIMIT_MB = 300
@@ -109,17 +109,19 @@ def main() -> int:
         with big.open() as src, small.open("w") as dst:
             for _ in range(first):
                 dst.write(src.readline())
-        log(f"[{NAME}] wrote {total:,} orders ({big.stat().st_size / 2**20:.0f} MB) in {time.perf_counter() - t0:.0f} s")
+        log(
+            f"[{NAME}] wrote {total:,} orders ({big.stat().st_size / 2**20:.0f} MB) in {time.perf_counter() - t0:.0f} s"
+        )
 
         floor = measured(stack, ["check"])
         log(f"[{NAME}] baseline: manage.py check peaks at {floor['peak']:.0f} MB")
         log(f"[{NAME}] import_orders on {first:,} orders")
         part = measured(stack, ["import_orders", str(small), "--no-progress"])
-        log(f"  peak {part['peak']:.0f} MB in {part['seconds']:.0f} s; RSS over the run {trajectory(part['samples'])} MB")
+        log(f"  peak {part['peak']:.0f} MB in {part['seconds']:.0f} s; RSS {trajectory(part['samples'])} MB")
         log(f"  {part['out']}")
         log(f"[{NAME}] import_orders on all {total:,} orders (the first {first:,} are skipped as already in)")
         full = measured(stack, ["import_orders", str(big), "--no-progress"])
-        log(f"  peak {full['peak']:.0f} MB in {full['seconds']:.0f} s; RSS over the run {trajectory(full['samples'])} MB")
+        log(f"  peak {full['peak']:.0f} MB in {full['seconds']:.0f} s; RSS {trajectory(full['samples'])} MB")
         log(f"  {full['out']}")
         count = int(stack.psql("SELECT count(*) FROM loyalty_order"))
         log(f"[{NAME}] {count:,} orders in the database; ledger_verify")
@@ -151,7 +153,8 @@ def main() -> int:
                 ok=bool(full["peak"] < LIMIT_MB and flat and count == total),
                 notes=(
                     f"{growth:+.0f} MB vs the {first:,} run; {rate:.0f} orders/s; RSS samples "
-                    f"{trajectory(full['samples'])} MB; {count:,} orders in the db; baseline = manage.py check; {common}"
+                    f"{trajectory(full['samples'])} MB; {count:,} orders in the db; "
+                    f"baseline = manage.py check; {common}"
                 ),
             )
         )
