@@ -77,7 +77,8 @@ def main() -> int:
         verified = _verify(stack)
         min_after = int(
             stack.psql(
-                "SELECT coalesce(min(e.balance_after), 0) FROM loyalty_entry e JOIN loyalty_account a ON a.id = e.account_id "
+                "SELECT coalesce(min(e.balance_after), 0) FROM loyalty_entry e "
+                "JOIN loyalty_account a ON a.id = e.account_id "
                 "WHERE a.member_id IS NOT NULL"
             )
         )
@@ -100,7 +101,8 @@ def main() -> int:
         debited = FUND_HOT - available
         consistent = debited == captured + still_held and held == still_held
         log(
-            f"  ledger_verify {'clean' if verified else 'FAILED'}; min balance after {min_after}, min bucket now {min_now}; "
+            f"  ledger_verify {'clean' if verified else 'FAILED'}; min balance after {min_after}, "
+            f"min bucket now {min_now}; "
             f"hot member: debited {debited} = captured {captured} + held {still_held}: {consistent}"
         )
         requests_ok = all(s in ("200", "201") for s in list(hot["statuses"]) + list(spread["statuses"]))
