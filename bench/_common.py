@@ -118,7 +118,8 @@ class Stack:
     def __init__(self, name: str, args: argparse.Namespace):
         self.name = name
         self.args = args
-        self.db = f"bench_{name}"
+        # BENCH_DB_SUFFIX lets two runs of one benchmark go side by side (bench_import_2, ...)
+        self.db = f"bench_{name}{os.environ.get('BENCH_DB_SUFFIX', '')}"
         assert self.db not in FORBIDDEN_DBS and not self.db.startswith("test")
         self.url = f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/{self.db}"
         self.tmp = Path(tempfile.mkdtemp(prefix=f"bench_{name}_"))
