@@ -17,7 +17,8 @@ class CountingThrottle(SimpleRateThrottle):
     DRF's SimpleRateThrottle keeps a list of every request's time in the window and reads and rewrites
     it whole on each request: at 12,000 writes a minute that is a list of 12,000 floats pickled to and
     from the cache per request, and two concurrent requests can both write back a list missing the
-    other. A counter per window is O(1), cannot lose counts, and on Redis costs one round trip."""
+    other. A counter per window is O(1), cannot lose counts, and on Redis costs one round trip. (A
+    fixed window lets a client burst to twice the rate across a window's end: fine for abuse limits.)"""
 
     def allow_request(self, request, view):
         if self.rate is None:
