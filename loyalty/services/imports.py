@@ -120,26 +120,26 @@ def chunks(records: Iterable, size: int = CHUNK) -> Iterator[list]:
 # --- importers --------------------------------------------------------------------------------------
 def orders_import_chunk(*, program: Program, records: list[tuple[int, dict]], now: datetime) -> list[Outcome]:
     from loyalty.api.errors import flatten_errors
-    from loyalty.api.orders import OrderIn
+    from loyalty.api.orders import orders_validate
 
-    outcomes, drafts, lines = [], [], []
+    outcomes, drafts, lines, bodies = [], [], [], []
     for number, body in records:
-        external_id = str(body.get("external_id", "")) if isinstance(body, dict) else ""
-        if "__error__" in body:
+        if not isinstance(body, dict):
+            outcomes.append(Outcome(number, "", "rejected", "malformed", "not a JSON object"))
+        elif "__error__" in body:
             outcomes.append(Outcome(number, "", "rejected", "malformed", body["__error__"]))
-            continue
-        data = OrderIn(data=body)
-        try:
-            data.is_valid(raise_exception=True)
-        except errors.LoyaltyError as exc:
+        else:
+            bodies.append((number, body))
+    for (number, body), (draft, exc) in zip(bodies, orders_validate(b for _, b in bodies), strict=True):
+        external_id = str(body.get("external_id", ""))
+        if isinstance(exc, errors.LoyaltyError):
             outcomes.append(Outcome(number, external_id, "rejected", exc.code, exc.message))
-            continue
-        except Exception as exc:  # DRF ValidationError
+        elif exc is not None:  # DRF ValidationError
             detail = "; ".join(f"{e['field']}: {e['message']}" for e in flatten_errors(exc.detail))
             outcomes.append(Outcome(number, external_id, "rejected", "validation_error", detail))
-            continue
-        drafts.append(data.validated_data["draft"])
-        lines.append(number)
+        else:
+            drafts.append(draft)
+            lines.append(number)
     for number, result in zip(lines, orders_place_bulk(program=program, drafts=drafts, now=now), strict=True):
         error = result.error
         outcomes.append(

@@ -278,8 +278,7 @@ class Book:
             account.version += self._versions.pop(pk, 0)
             changed.append(account)
             final[("m", pk)] = account.balance
-        if changed:
-            Account.objects.bulk_update(changed, ["balance", "version"])
+        rows_update(Account._meta.db_table, ["balance", "version"], [(a.pk, a.balance, a.version) for a in changed])
         with connection.cursor() as cursor:
             for ref in sorted(system_deltas):
                 delta, count = system_deltas[ref]
@@ -293,6 +292,26 @@ class Book:
                 final[("s", ref)] = row[1]
                 final[("id", ref)] = row[0]
         return final
+
+
+def rows_update(table: str, columns: list[str], rows: list[tuple], *, batch: int = 1000) -> None:
+    """Set `columns` of many rows by id, one statement per `batch` rows: `rows` are (id, *values).
+
+    `UPDATE ... FROM (VALUES ...)` is one short statement where bulk_update builds a CASE WHEN per
+    row and column (its compilation was a sixth of a bulk ingestion's time). Values must not be
+    NULL (the VALUES list gives them their type)."""
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    sets = ", ".join(f"{quote(c)} = v.column{i}" for i, c in enumerate(columns, 2))
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), batch):
+            part = rows[start : start + batch]
+            values = ", ".join(["(" + ", ".join(["%s"] * (len(columns) + 1)) + ")"] * len(part))
+            cursor.execute(
+                f"UPDATE {quote(table)} SET {sets} FROM (VALUES {values}) AS v WHERE {quote(table)}.id = v.column1",
+                [value for row in part for value in row],
+            )
 
 
 def _update_system(cursor, program_id: int, ref: SystemAccount, delta: int, count: int):

@@ -12,7 +12,7 @@ from loyalty.models import Member, Program
 def member_lock(*, program: Program, external_id: str) -> Member:
     member = (
         Member.objects.select_for_update(of=("self",))
-        .select_related("program", "tier", "tier_override", "tier_floor")
+        .select_related("program", "program__tier_policy", "tier", "tier_override", "tier_floor")
         .filter(program=program, external_id=external_id)
         .first()
     )
@@ -25,7 +25,7 @@ def members_lock(*, member_ids: Iterable[int]) -> list[Member]:
     """Lock several members at once, in primary-key order; -> fresh rows in that order."""
     return list(
         Member.objects.select_for_update(of=("self",))
-        .select_related("program", "tier", "tier_override", "tier_floor")
+        .select_related("program", "program__tier_policy", "tier", "tier_override", "tier_floor")
         .filter(pk__in=set(member_ids))
         .order_by("pk")
     )

@@ -17,7 +17,7 @@ from loyalty.models import (
     Order,
     TransactionKind,
 )
-from loyalty.services.ledger import Book, Posted
+from loyalty.services.ledger import Book, Posted, rows_update
 
 BUCKET_OF_STATE = {LotState.PENDING: AccountKind.PENDING, LotState.AVAILABLE: AccountKind.AVAILABLE}
 
@@ -67,7 +67,7 @@ def activity_record_many(book: Book, *, last_at: dict[int, tuple[Member, datetim
         return
     for member, at in later.values():
         member.last_activity_at = at
-    Member.objects.bulk_update([m for m, _ in later.values()], ["last_activity_at"], batch_size=1000)
+    rows_update(Member._meta.db_table, ["last_activity_at"], [(pk, at) for pk, (_, at) in later.items()])
     program = book.program
     if program.expiry_policy != ExpiryPolicy.INACTIVITY:
         return

@@ -91,3 +91,31 @@ def test_sign_in_is_rate_limited_per_address_and_per_username(client, django_use
     page = client.post("/admin/login/", {"username": "boss", "password": "right"}, HTTP_ACCEPT="text/html")
     assert (page.status_code, page["Retry-After"]) == (429, "60")
     assert "Too many sign-in attempts" in page.content.decode()
+
+
+def test_the_write_counter_on_redis_counts_every_concurrent_hit_in_one_round_trip():
+    """The throttles count with INCR (+ EXPIRE) in one pipeline: concurrent hits are never lost,
+    whatever the rate (DRF's list of timestamps was rewritten whole by each request)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import redis
+    from django.core.cache.backends.redis import RedisCache
+
+    from loyalty.api.throttles import _hit
+
+    url = os.environ.get("LOYALTY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        if os.environ.get("LOYALTY_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"LOYALTY_REQUIRE_SERVICES=1 but Redis does not answer at {url}")
+        pytest.skip(f"needs Redis at {url}")
+    cache = RedisCache(url, {"KEY_PREFIX": "throttle-test"})
+    key = f"hits-{os.getpid()}"
+    cache.delete(key)
+    with ThreadPoolExecutor(8) as pool:
+        counts = list(pool.map(lambda _: _hit(cache, key, 30), range(200)))
+    assert sorted(counts) == list(range(1, 201))
+    assert 0 < cache._cache.get_client(key).ttl(cache.make_and_validate_key(key)) <= 30
+    cache.delete(key)

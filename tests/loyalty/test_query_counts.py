@@ -24,12 +24,12 @@ def test_order_placement_queries_are_bounded(api, history, django_assert_max_num
         "currency": "EUR",
         "lines": [{"sku": f"S{i}", "category": "skincare", "quantity": 1, "unit_price": "9.99"} for i in range(20)],
     }
-    with django_assert_max_num_queries(31):
+    with django_assert_max_num_queries(29):
         assert api.post("/api/v1/orders/", body, format="json", HTTP_IDEMPOTENCY_KEY="q").status_code == 201
 
 
 def test_member_detail_queries_are_bounded(api, history, django_assert_max_num_queries):
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(11):
         assert api.get("/api/v1/members/anna/").status_code == 200
 
 
