@@ -343,6 +343,8 @@ def run_size(size: int, policy: str, seed: int) -> dict:
     with psycopg.connect(dsn(DB), autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE) loyalty_member, loyalty_order, tiers_tierchange, loyalty_event")
     log(f"generated {g.members:,} members, {g.orders:,} orders, {g.due:,} due, in {time.perf_counter() - t0:.0f} s")
+    if os.environ.get("BENCH_TIERS_GENERATE_ONLY"):  # profiling: keep the data as generated, run nothing
+        raise SystemExit(0)
     admin(f"CREATE DATABASE {CLONE} TEMPLATE {DB} STRATEGY FILE_COPY")
 
     with psycopg.connect(dsn(CLONE)) as conn:
