@@ -519,8 +519,8 @@ class Baseline:
             elif kind == "category_spend":
                 n = categories.index(category)
                 aggs.append(
-                    f"ROUND(COALESCE(SUM(l.c{n} * (o.qualifying - o.refunded_qualifying) * o.fx_rate / l.a) "
-                    f"FILTER (WHERE {cond} AND l.a <> 0), 0), 2)"
+                    f"COALESCE(SUM(l.c{n} * ((o.qualifying - o.refunded_qualifying) * o.fx_rate) / l.a) "
+                    f"FILTER (WHERE {cond} AND l.a <> 0), 0)"
                 )
             elif kind == "streak":
                 aggs.append(
@@ -547,7 +547,7 @@ class Baseline:
         )
         row = self.conn.execute(sql, [*params, *categories, member]).fetchone()
         out = {}
-        for (key, *_), value in zip(wanted, row, strict=True):
+        for (key, kind, *_), value in zip(wanted, row, strict=True):
             if key in streaks:
                 months = sorted({m.year * 12 + m.month - 1 for m in value or []})
                 best = run = 0
@@ -556,6 +556,8 @@ class Baseline:
                     best = max(best, run)
                 value = best
             out[key] = Decimal(value)
+            if kind == "category_spend":  # rounded as the service rounds (Decimal.quantize: half even)
+                out[key] = out[key].quantize(Decimal("0.01"))
         return out
 
     def award(self, member, badge, code, points, value, source, now, last_activity) -> None:
@@ -599,7 +601,6 @@ class Baseline:
             "(%s, %s, %s, %s), (%s, %s, %s, %s)",
             [txn, system[0], -amount, system[1], txn, mine[0], amount, mine[1]],
         )
-        self.emitted.append(("points.earned", {"points": amount}))
         return txn
 
 
@@ -770,12 +771,12 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the databases")
     parser.add_argument("--sizes", help="comma-separated member counts (default 10000,100000)")
     parser.add_argument("--orders", type=int, help="orders in the workload (default 100,000)")
+    parser.add_argument("--active", type=int, help="members who place the orders (default 10,000; --quick 1,000)")
     parser.add_argument("--concurrency", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
     global ACTIVE
-    if args.quick:
-        ACTIVE = 1000
+    ACTIVE = args.active or (1000 if args.quick else ACTIVE)
     sizes = (
         [int(s) for s in args.sizes.split(",")]
         if args.sizes
