@@ -728,6 +728,7 @@ def run_size(size: int, orders: int, now: datetime, seed: int, concurrency: int)
 
     with psycopg.connect(dsn(DB), autocommit=True) as conn:
         conn.execute("CHECKPOINT")
+    load = os.getloadavg()[0]
     ours = run_worker(work["tasks"], now, concurrency)
     log(
         f"ours (Celery worker, -c {concurrency}): {ours['events']:,} events in {ours['seconds']:.1f} s = "
@@ -757,6 +758,7 @@ def run_size(size: int, orders: int, now: datetime, seed: int, concurrency: int)
         "ours_s": ours["seconds"],
         "base_events": b_events,
         "base_s": b_seconds,
+        "load": load,
         "problems": problems,
     }
 
@@ -814,6 +816,7 @@ def main() -> int:
             f"{r['orders']:,} orders of {min(ACTIVE, r['size']):,} active members among {r['size']:,}; "
             f"{r['workload_events']:,} events + {r['ours_events'] - r['workload_events']:,} they raised; "
             f"{r['tasks']:,} tasks; worker -c {args.concurrency}; 10 badges, 5 challenges; "
+            f"load average {r['load']:.1f} on 2 cores when the worker started; "
             + ("checks OK" if not r["problems"] else "CHECKS FAILED: " + "; ".join(r["problems"]))
         )
         lines.append(
@@ -852,7 +855,10 @@ def main() -> int:
             ratio=None,
             target="<= 1.25x (not growing with members; shared 2-core machine)",
             ok=growth <= 1.25 and all(not r["problems"] for r in results),
-            notes="same workload at both sizes; only the tables (members, history) grow",
+            notes=(
+                "same workload at both sizes; only the tables (members, history) grow; relative to the baseline "
+                f"of the same size: {growth / base_growth:.3f}x"
+            ),
         )
     )
     print()
