@@ -20,8 +20,6 @@ from functools import cached_property
 from typing import ClassVar, NamedTuple
 from zoneinfo import ZoneInfo
 
-from django.db.models import Q
-
 from loyalty.models import Event, Member, Order, OrderLine, OrderStatus
 from loyalty.models.gamification import Counts, Criterion, CriterionKind
 
@@ -261,9 +259,3 @@ KINDS: dict[str, CriterionStrategy] = {
     for cls in (OrderCount, Spend, CategorySpend, Currencies, Referrals, EventCount, TierReached, Streak, NoCriterion)
 }
 ORDER_KINDS = [k for k, s in KINDS.items() if s.triggers == ORDER_EVENTS]
-
-
-def kinds_for(event_type: str) -> Q:
-    """A filter for the definitions an event of this type can move."""
-    kinds = [k for k, s in KINDS.items() if event_type in s.triggers]
-    return Q(kind__in=kinds) | Q(kind=CriterionKind.EVENT_COUNT, event_type=event_type)

@@ -17,7 +17,8 @@ from loyalty import errors
 from loyalty.dates import start_of_next_month
 from loyalty.models import AccountKind, Event, Member, MemberStatus, Order, TransactionKind
 from loyalty.models.gamification import Badge, BadgeAward, Challenge, ChallengeProgress, CriterionKind, Repeat
-from loyalty.rules.criteria import KINDS, ORDER_KINDS, MemberOrders, Window, kinds_for
+from loyalty.rules.criteria import KINDS, ORDER_KINDS, MemberOrders, Window
+from loyalty.services.events import task_memo
 from loyalty.services.ledger import Book
 from loyalty.services.locks import members_lock
 from loyalty.services.points import points_credit
@@ -94,14 +95,10 @@ def gamification_evaluate(
     if challenge is None:
         if program_id is None:
             program_id = Member.objects.filter(pk=member_id).values_list("program_id", flat=True).first()
-        badges = Badge.objects.filter(program_id=program_id, active=True)
-        challenges = Challenge.objects.filter(
-            program_id=program_id, active=True, closed_at__isnull=True, starts_at__lte=now
-        )
+        badges, challenges = task_memo(("gamification", program_id, now), lambda: _definitions(program_id, now))
         if event_type:
-            badges, challenges = badges.filter(kinds_for(event_type)), challenges.filter(kinds_for(event_type))
-        badges = list(badges.select_related("tier", "program"))
-        challenges = [c for c in challenges.select_related("tier", "program", "reward_badge") if periods_open(c, now)]
+            badges = [b for b in badges if KINDS[b.kind].triggered_by(b, event_type)]
+            challenges = [c for c in challenges if KINDS[c.kind].triggered_by(c, event_type)]
         if not badges and not challenges:
             return
     else:
@@ -129,6 +126,15 @@ def gamification_evaluate(
             for period in periods_open(found, now):
                 _progress(book, member, found, period, now, rows.get((found.pk, period.start)), orders)
         book.commit()
+
+
+def _definitions(program_id: int, now: datetime) -> tuple[list[Badge], list[Challenge]]:
+    """A program's active badges and its challenges with a period open now."""
+    badges = list(Badge.objects.filter(program_id=program_id, active=True).select_related("tier", "program"))
+    challenges = Challenge.objects.filter(
+        program_id=program_id, active=True, closed_at__isnull=True, starts_at__lte=now
+    ).select_related("tier", "program", "reward_badge")
+    return badges, [c for c in challenges if periods_open(c, now)]
 
 
 def _progress(
