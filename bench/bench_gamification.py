@@ -789,7 +789,7 @@ def main() -> int:
     sizes = (
         [int(s) for s in args.sizes.split(",")]
         if args.sizes
-        else [1000, 10_000]
+        else [1000, 5000]
         if args.quick
         else [
             10_000,
