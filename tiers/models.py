@@ -78,9 +78,13 @@ class TierChangeReason(models.TextChoices):
 class TierChange(models.Model):
     """Tier history: from, to, why, when (and who, for staff pins)."""
 
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tier_changes")
-    from_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    # Indexed once, by (member, newest first): the year-end writes a row per changed member (half a
+    # million at 1M members), so no index that only a tier's deletion (PROTECT) would read.
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tier_changes", db_index=False)
+    from_tier = models.ForeignKey(
+        Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+", db_index=False)
     reason = models.CharField(max_length=16, choices=TierChangeReason.choices)
     note = models.CharField(max_length=300, blank=True)
     valid_until = models.DateField(null=True, blank=True)

@@ -282,20 +282,26 @@ WITH spend AS (
     WHERE o.program_id = %(program)s AND o.placed_at >= %(start)s AND o.placed_at < %(end)s
     GROUP BY o.member_id
 ), evaluated AS (
-    SELECT m.id AS member_id, m.tier_id AS old_id, cur.rank AS old_rank,
+    SELECT m.id AS member_id, m.tier_id AS old_id, cur.rank AS old_rank, cur.code AS old_code,
            COALESCE((SELECT MAX(t.rank) FROM tiers_tier t
-                     WHERE t.program_id = %(program)s AND t.threshold <= COALESCE(s.total, 0)), 0) AS earned_rank
+                     WHERE t.program_id = %(program)s AND t.threshold <= COALESCE(s.total, 0)), 0) AS earned_rank,
+           CASE WHEN m.tier_override_id IS NOT NULL
+                     AND (m.tier_override_until IS NULL OR m.tier_override_until >= %(jan1)s)
+                THEN 1 ELSE 0 END AS pinned
     FROM loyalty_member m
     JOIN tiers_tier cur ON cur.id = m.tier_id
     LEFT JOIN spend s ON s.member_id = m.id
     WHERE m.program_id = %(program)s AND m.tier_valid_until IS NOT NULL AND m.tier_valid_until < %(jan1)s
+), decided AS MATERIALIZED (
+    SELECT e.*, CASE
+        WHEN %(one_down)s = 1 AND e.earned_rank < e.old_rank
+            THEN (SELECT MAX(t2.rank) FROM tiers_tier t2 WHERE t2.program_id = %(program)s AND t2.rank < e.old_rank)
+        ELSE e.earned_rank END AS new_rank
+    FROM evaluated e
 )
-SELECT e.member_id, e.old_id, nt.id AS new_id, nt.rank AS new_rank
-FROM evaluated e
-JOIN tiers_tier nt ON nt.program_id = %(program)s AND nt.rank = CASE
-    WHEN %(one_down)s = 1 AND e.earned_rank < e.old_rank
-        THEN (SELECT MAX(t2.rank) FROM tiers_tier t2 WHERE t2.program_id = %(program)s AND t2.rank < e.old_rank)
-    ELSE e.earned_rank END
+SELECT d.member_id, d.old_id, d.old_code, d.pinned, nt.id AS new_id, nt.rank AS new_rank, nt.code AS new_code
+FROM decided d
+JOIN tiers_tier nt ON nt.program_id = %(program)s AND nt.rank = d.new_rank
 """
 
 _HISTORY = """
@@ -307,12 +313,10 @@ FROM tier_evaluation WHERE new_id <> old_id
 
 _EVENTS = """
 INSERT INTO loyalty_event (program_id, member_id, type, occurred_at, properties, custom, created_at)
-SELECT %(program)s, e.member_id, 'tier.changed', %(now)s,
-       {json}('from', ot.code, 'to', nt.code, 'reason', 'year_end', 'rank', nt.rank), %(false)s, %(now)s
-FROM tier_evaluation e JOIN tiers_tier ot ON ot.id = e.old_id JOIN tiers_tier nt ON nt.id = e.new_id
-JOIN loyalty_member m ON m.id = e.member_id
-WHERE e.new_id <> e.old_id
-  AND NOT (m.tier_override_id IS NOT NULL AND (m.tier_override_until IS NULL OR m.tier_override_until >= %(jan1)s))
+SELECT %(program)s, member_id, 'tier.changed', %(now)s,
+       {json}('from', old_code, 'to', new_code, 'reason', 'year_end', 'rank', new_rank), %(false)s, %(now)s
+FROM tier_evaluation
+WHERE new_id <> old_id AND pinned = 0
 """
 
 _UPDATE = """
@@ -346,9 +350,11 @@ def tier_year_end_evaluate(*, program: Program, year: int, now: datetime) -> int
             return 0
         cursor.execute("DROP TABLE IF EXISTS tier_evaluation")
         cursor.execute(_EVALUATION, params)
+        if postgres:
+            cursor.execute("ANALYZE tier_evaluation")  # the three statements below join it: real row counts
         cursor.execute(_HISTORY, params)
         changed = cursor.rowcount
-        cursor.execute(_EVENTS.format(json="json_build_object" if postgres else "json_object"), params)
+        cursor.execute(_EVENTS.format(json="jsonb_build_object" if postgres else "json_object"), params)
         cursor.execute(_UPDATE, params)
         cursor.execute("DROP TABLE tier_evaluation")
         TierEvaluation.objects.create(program=program, year=year, members_changed=changed, ran_at=now)

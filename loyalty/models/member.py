@@ -30,12 +30,15 @@ class Member(models.Model):
     # carried over from the last evaluation (a refund never drops below it); a staff pin.
     tier = models.ForeignKey("tiers.Tier", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     tier_valid_until = models.DateField(null=True, blank=True, help_text="Empty: holds for ever (lifetime).")
+    # The floor and the pin are never searched by (only a tier's deletion, PROTECT, would): no index,
+    # so the year-end evaluation's update of every due member writes two index entries less each.
     tier_floor = models.ForeignKey(
         "tiers.Tier",
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,
         help_text="Carried over from the last evaluation: refunds never drop the member below it.",
     )
     tier_override = models.ForeignKey(
@@ -44,6 +47,7 @@ class Member(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,
         help_text="Pinned by staff: beats the earned tier until tier_override_until.",
     )
     tier_override_until = models.DateField(null=True, blank=True)

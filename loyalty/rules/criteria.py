@@ -1,9 +1,14 @@
 """Badge and challenge criteria as small strategies: a definition's `kind` picks one class here.
 
 Each class says which events can change its value (`triggers`), computes the member's value over a
-window from the database (member-indexed queries: the cost does not grow with the member count),
-and says why a definition could never be met (`problems`, shown in admin). Values are recomputed,
-not incremented: evaluating twice, late, or after an edit gives the same answer.
+window from the database, and says why a definition could never be met (`problems`, shown in
+admin). Values are recomputed, not incremented: evaluating twice, late, or after an edit gives the
+same answer.
+
+Order-based kinds compute from `MemberOrders`: the member's orders (and their lines) read once per
+evaluation with member-indexed queries and shared by every badge and challenge period evaluated
+for that event. An event costs the same few queries however many definitions and periods it can
+move, and nothing grows with the number of members (only with the member's own history).
 """
 
 from __future__ import annotations
@@ -11,11 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import ClassVar
+from functools import cached_property
+from typing import ClassVar, NamedTuple
 from zoneinfo import ZoneInfo
-
-from django.db.models import Q, Sum
-from django.db.models.functions import TruncMonth
 
 from loyalty.models import Event, Member, Order, OrderLine, OrderStatus
 from loyalty.models.gamification import Counts, Criterion, CriterionKind
@@ -53,7 +56,10 @@ class CriterionStrategy:
     def triggered_by(self, criterion: Criterion, event_type: str) -> bool:
         return event_type in self.triggers
 
-    def value(self, criterion: Criterion, member: Member, window: Window, now: datetime) -> Decimal:
+    def value(
+        self, criterion: Criterion, member: Member, window: Window, now: datetime, orders: MemberOrders | None = None
+    ) -> Decimal:
+        """The member's value over the window; `orders` shares one read of the member's orders."""
         raise NotImplementedError
 
     def problems(self, criterion: Criterion) -> dict[str, str]:
@@ -64,31 +70,65 @@ class CriterionStrategy:
         return {}
 
 
-def orders_counted(criterion: Criterion, member: Member, window: Window, now: datetime):
-    """Orders that count: in the window, not cancelled, not refunded to nothing, and (for `matured`)
-    past their return window."""
-    orders = Order.objects.filter(member=member, placed_at__lt=window.end, spend_base__gt=0).exclude(
-        status=OrderStatus.CANCELLED
-    )
-    if window.start is not None:
-        orders = orders.filter(placed_at__gte=window.start)
-    if criterion.counts == Counts.MATURED:
-        orders = orders.filter(available_at__lte=now)
-    return orders
+class CountedOrder(NamedTuple):
+    id: int
+    placed_at: datetime
+    available_at: datetime
+    currency: str
+    spend_base: Decimal
+    qualifying: Decimal
+    refunded_qualifying: Decimal
+    fx_rate: Decimal
+
+
+class MemberOrders:
+    """A member's orders that can count (not cancelled, not refunded to nothing), read once (one
+    query, oldest first) and their lines once (one query, only when a criterion needs them)."""
+
+    def __init__(self, member: Member):
+        self.member = member
+
+    @cached_property
+    def orders(self) -> list[CountedOrder]:
+        rows = (
+            Order.objects.filter(member=self.member, spend_base__gt=0)
+            .exclude(status=OrderStatus.CANCELLED)
+            .order_by("placed_at", "id")
+            .values_list(*CountedOrder._fields)
+        )
+        return [CountedOrder(*row) for row in rows]
+
+    @cached_property
+    def lines(self) -> dict[int, list[tuple[str, Decimal, int, int]]]:
+        """order id -> [(category, net, quantity, refunded quantity)] of lines that earn (no gift cards)."""
+        by_order: dict[int, list] = {}
+        rows = OrderLine.objects.filter(order_id__in=[o.id for o in self.orders], gift_card=False).order_by("id")
+        for order_id, *line in rows.values_list("order_id", "category", "net", "quantity", "refunded_quantity"):
+            by_order.setdefault(order_id, []).append(line)
+        return by_order
+
+    def counted(self, criterion: Criterion, window: Window, now: datetime) -> list[CountedOrder]:
+        """Orders that count: in the window and (for `matured`) past their return window."""
+        matured = criterion.counts == Counts.MATURED
+        return [o for o in self.orders if window.contains(o.placed_at) and (not matured or o.available_at <= now)]
+
+
+def orders_counted(criterion: Criterion, member: Member, window: Window, now: datetime, orders=None):
+    return (orders or MemberOrders(member)).counted(criterion, window, now)
 
 
 class OrderCount(CriterionStrategy):
     kind, triggers = CriterionKind.ORDER_COUNT, ORDER_EVENTS
 
-    def value(self, criterion, member, window, now):
-        return Decimal(orders_counted(criterion, member, window, now).count())
+    def value(self, criterion, member, window, now, orders=None):
+        return Decimal(len(orders_counted(criterion, member, window, now, orders)))
 
 
 class Spend(CriterionStrategy):
     kind, triggers, whole = CriterionKind.SPEND, ORDER_EVENTS, False
 
-    def value(self, criterion, member, window, now):
-        return orders_counted(criterion, member, window, now).aggregate(s=Sum("spend_base"))["s"] or ZERO
+    def value(self, criterion, member, window, now, orders=None):
+        return sum((o.spend_base for o in orders_counted(criterion, member, window, now, orders)), ZERO)
 
 
 class CategorySpend(CriterionStrategy):
@@ -98,26 +138,18 @@ class CategorySpend(CriterionStrategy):
 
     kind, triggers, whole = CriterionKind.CATEGORY_SPEND, ORDER_EVENTS, False
 
-    def value(self, criterion, member, window, now):
-        orders = orders_counted(criterion, member, window, now)
-        lines = OrderLine.objects.filter(order__in=orders, gift_card=False).values_list(
-            "order_id",
-            "category",
-            "net",
-            "quantity",
-            "refunded_quantity",
-            "order__qualifying",
-            "order__refunded_qualifying",
-            "order__fx_rate",
-        )
-        per_order: dict[int, list] = {}
-        for order_id, category, net, quantity, refunded, qualifying, refunded_q, fx in lines:
-            left = net * (quantity - refunded) / quantity
-            per_order.setdefault(order_id, [ZERO, ZERO, (qualifying - refunded_q) * fx])
-            per_order[order_id][0] += left
-            if category == criterion.category:
-                per_order[order_id][1] += left
-        total = sum((cat * base / all_ for all_, cat, base in per_order.values() if all_), ZERO)
+    def value(self, criterion, member, window, now, orders=None):
+        orders = orders or MemberOrders(member)
+        total = ZERO
+        for order in orders.counted(criterion, window, now):
+            all_ = cat = ZERO
+            for category, net, quantity, refunded in orders.lines.get(order.id, ()):
+                left = net * (quantity - refunded) / quantity
+                all_ += left
+                if category == criterion.category:
+                    cat += left
+            if all_:
+                total += cat * ((order.qualifying - order.refunded_qualifying) * order.fx_rate) / all_
         return total.quantize(Decimal("0.01"))
 
     def problems(self, criterion):
@@ -129,8 +161,8 @@ class CategorySpend(CriterionStrategy):
 class Currencies(CriterionStrategy):
     kind, triggers = CriterionKind.CURRENCIES, ORDER_EVENTS
 
-    def value(self, criterion, member, window, now):
-        return Decimal(orders_counted(criterion, member, window, now).values("currency").distinct().count())
+    def value(self, criterion, member, window, now, orders=None):
+        return Decimal(len({o.currency for o in orders_counted(criterion, member, window, now, orders)}))
 
     def problems(self, criterion):
         accepted = criterion.program.fx_rates.count() if criterion.program_id else None
@@ -142,7 +174,7 @@ class Currencies(CriterionStrategy):
 class Referrals(CriterionStrategy):
     kind, triggers = CriterionKind.REFERRALS, frozenset({"referral.qualified"})
 
-    def value(self, criterion, member, window, now):
+    def value(self, criterion, member, window, now, orders=None):
         from referrals.models import Referral, ReferralStatus
 
         found = Referral.objects.filter(referrer=member, status=ReferralStatus.QUALIFIED, decided_at__lt=window.end)
@@ -159,7 +191,7 @@ class EventCount(CriterionStrategy):
     def triggered_by(self, criterion, event_type):
         return event_type == criterion.event_type
 
-    def value(self, criterion, member, window, now):
+    def value(self, criterion, member, window, now, orders=None):
         found = Event.objects.filter(member=member, type=criterion.event_type, occurred_at__lt=window.end)
         if window.start is not None:
             found = found.filter(occurred_at__gte=window.start)
@@ -176,7 +208,7 @@ class TierReached(CriterionStrategy):
 
     kind, triggers = CriterionKind.TIER, frozenset({"tier.changed"})
 
-    def value(self, criterion, member, window, now):
+    def value(self, criterion, member, window, now, orders=None):
         from tiers.selectors import tier_in_effect
 
         tier = tier_in_effect(member, now)
@@ -198,16 +230,10 @@ class Streak(CriterionStrategy):
 
     kind, triggers = CriterionKind.STREAK, ORDER_EVENTS
 
-    def value(self, criterion, member, window, now):
+    def value(self, criterion, member, window, now, orders=None):
         tz = ZoneInfo(member.program.timezone)
-        months = sorted(
-            {
-                m.astimezone(tz).year * 12 + m.astimezone(tz).month - 1
-                for m in orders_counted(criterion, member, window, now)
-                .annotate(m=TruncMonth("placed_at", tzinfo=tz))
-                .values_list("m", flat=True)
-            }
-        )
+        local = (o.placed_at.astimezone(tz) for o in orders_counted(criterion, member, window, now, orders))
+        months = sorted({m.year * 12 + m.month - 1 for m in local})
         best = run = 0
         for i, month in enumerate(months):
             run = run + 1 if i and month == months[i - 1] + 1 else 1
@@ -221,7 +247,7 @@ class NoCriterion(CriterionStrategy):
     def triggered_by(self, criterion, event_type):
         return False
 
-    def value(self, criterion, member, window, now):
+    def value(self, criterion, member, window, now, orders=None):
         return ZERO
 
     def problems(self, criterion):
@@ -233,9 +259,3 @@ KINDS: dict[str, CriterionStrategy] = {
     for cls in (OrderCount, Spend, CategorySpend, Currencies, Referrals, EventCount, TierReached, Streak, NoCriterion)
 }
 ORDER_KINDS = [k for k, s in KINDS.items() if s.triggers == ORDER_EVENTS]
-
-
-def kinds_for(event_type: str) -> Q:
-    """A filter for the definitions an event of this type can move."""
-    kinds = [k for k, s in KINDS.items() if event_type in s.triggers]
-    return Q(kind__in=kinds) | Q(kind=CriterionKind.EVENT_COUNT, event_type=event_type)

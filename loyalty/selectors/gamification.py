@@ -6,7 +6,7 @@ from django.db.models import Q
 
 from loyalty.models import Member
 from loyalty.models.gamification import Badge, BadgeAward, Challenge, ChallengeProgress
-from loyalty.rules.criteria import KINDS, Window
+from loyalty.rules.criteria import KINDS, MemberOrders, Window
 from loyalty.services.gamification import Period, period_current
 
 
@@ -26,11 +26,13 @@ def member_badges(*, member: Member, now: datetime, badges=None) -> list[dict]:
     with the progress towards them."""
     badges = badges_active(program_id=member.program_id) if badges is None else badges
     awards = {a.badge_id: a for a in BadgeAward.objects.filter(member=member, badge__in=[b.pk for b in badges])}
+    orders = MemberOrders(member)  # one read of the member's orders for every badge
     result = []
     for badge in badges:
         award = awards.get(badge.pk)
         if award is None and badge.kind != "none":
-            value = KINDS[badge.kind].value(badge, member, Window.until(badge.starts_at, badge.ends_at, now), now)
+            window = Window.until(badge.starts_at, badge.ends_at, now)
+            value = KINDS[badge.kind].value(badge, member, window, now, orders)
         else:
             value = award.value if award else 0
         result.append({"badge": badge, "awarded_at": award.awarded_at if award else None, "value": value})

@@ -4,7 +4,10 @@ Domain events are written by the Book in the same transaction as the change; aft
 Celery task processes them (badges, challenges, webhooks). A sweep job picks up any event whose
 task never ran (broker down, worker killed), so nothing is lost."""
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -12,6 +15,22 @@ from django.utils.module_loading import import_string
 
 from loyalty.models import Event, Program
 from loyalty.selectors.members import member_get
+
+T = TypeVar("T")
+_task_memo: ContextVar[dict | None] = ContextVar("events_task_memo", default=None)
+
+
+def task_memo(key: tuple, compute: Callable[[], T]) -> T:
+    """Within one `events_process` call (one task), what every event would read alike (the
+    program's badge and challenge definitions, its webhook endpoints) is read once; a maturity batch
+    carries dozens of events. Outside a call, `compute()` runs every time."""
+    memo = _task_memo.get()
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
 
 # What consumes events, in order: each is `processor(event, now=...)` and must be idempotent.
 PROCESSORS = [
@@ -64,6 +83,16 @@ def events_dispatch(*, event_ids: list[int]) -> None:
 def events_process(*, event_ids: list[int], now: datetime | None = None) -> int:
     """Run every processor over the events not processed yet; -> how many were processed."""
     now = now or timezone.now()
+    done = 0
+    token = _task_memo.set({})
+    try:
+        done = _events_process(event_ids, now)
+    finally:
+        _task_memo.reset(token)
+    return done
+
+
+def _events_process(event_ids: list[int], now: datetime) -> int:
     done = 0
     for event_id in event_ids:
         with transaction.atomic():

@@ -17,7 +17,8 @@ from loyalty import errors
 from loyalty.dates import start_of_next_month
 from loyalty.models import AccountKind, Event, Member, MemberStatus, Order, TransactionKind
 from loyalty.models.gamification import Badge, BadgeAward, Challenge, ChallengeProgress, CriterionKind, Repeat
-from loyalty.rules.criteria import KINDS, ORDER_KINDS, Window, kinds_for
+from loyalty.rules.criteria import KINDS, ORDER_KINDS, MemberOrders, Window
+from loyalty.services.events import task_memo
 from loyalty.services.ledger import Book
 from loyalty.services.locks import members_lock
 from loyalty.services.points import points_credit
@@ -74,52 +75,88 @@ def gamification_process(event: Event, *, now: datetime) -> None:
     """The event processor (loyalty.services.events.PROCESSORS)."""
     if event.member_id is None:
         return
-    gamification_evaluate(member_id=event.member_id, event_type=event.type, now=now)
+    gamification_evaluate(member_id=event.member_id, event_type=event.type, now=now, program_id=event.program_id)
 
 
 def gamification_evaluate(
-    *, member_id: int, now: datetime, event_type: str | None = None, challenge: Challenge | None = None
+    *,
+    member_id: int,
+    now: datetime,
+    event_type: str | None = None,
+    challenge: Challenge | None = None,
+    program_id: int | None = None,
 ) -> None:
     """Re-evaluate what an event of `event_type` can move for a member (everything when None; one
-    challenge only when given)."""
+    challenge only when given).
+
+    Bounded per event: the definitions the event type can move are read first (an event that moves
+    none costs no lock); then, under the member's lock, the member's awards, their progress rows and
+    their orders are read once each and shared by every badge and challenge period."""
+    if challenge is None:
+        if program_id is None:
+            program_id = Member.objects.filter(pk=member_id).values_list("program_id", flat=True).first()
+        badges, challenges = task_memo(("gamification", program_id, now), lambda: _definitions(program_id, now))
+        if event_type:
+            badges = [b for b in badges if KINDS[b.kind].triggered_by(b, event_type)]
+            challenges = [c for c in challenges if KINDS[c.kind].triggered_by(c, event_type)]
+        if not badges and not challenges:
+            return
+    else:
+        badges, challenges = [], [challenge]
     with transaction.atomic():
         [member] = members_lock(member_ids=[member_id])
         if member.status != MemberStatus.ACTIVE:
             return
-        program = member.program
-        book = Book(program=program, now=now)
-        if challenge is None:
-            badges = Badge.objects.filter(program=program, active=True).exclude(awards__member=member)
-            challenges = Challenge.objects.filter(
-                program=program, active=True, closed_at__isnull=True, starts_at__lte=now
-            )
-            if event_type:
-                badges, challenges = badges.filter(kinds_for(event_type)), challenges.filter(kinds_for(event_type))
-            for badge in badges.select_related("tier", "program"):
+        book = Book(program=member.program, now=now)
+        orders = MemberOrders(member)
+        if badges:
+            awarded = set(BadgeAward.objects.filter(member=member, badge__in=badges).values_list("badge_id", flat=True))
+            for badge in badges:
+                if badge.pk in awarded:
+                    continue
                 window = Window.until(badge.starts_at, badge.ends_at, now)
-                value = KINDS[badge.kind].value(badge, member, window, now)
+                value = KINDS[badge.kind].value(badge, member, window, now, orders)
                 if value >= badge.target:
                     badge_award(book, member=member, badge=badge, value=value, source="criterion")
-            challenges = list(challenges.select_related("tier", "program", "reward_badge"))
-        else:
-            challenges = [challenge]
+        rows = {
+            (row.challenge_id, row.period_start): row
+            for row in ChallengeProgress.objects.filter(member=member, challenge__in=[c.pk for c in challenges])
+        }
         for found in challenges:
             for period in periods_open(found, now):
-                _progress(book, member, found, period, now)
+                _progress(book, member, found, period, now, rows.get((found.pk, period.start)), orders)
         book.commit()
 
 
-def _progress(book: Book, member: Member, challenge: Challenge, period: Period, now: datetime) -> None:
-    row = ChallengeProgress.objects.filter(challenge=challenge, member=member, period_start=period.start).first()
+def _definitions(program_id: int, now: datetime) -> tuple[list[Badge], list[Challenge]]:
+    """A program's active badges and its challenges with a period open now."""
+    badges = list(Badge.objects.filter(program_id=program_id, active=True).select_related("tier", "program"))
+    challenges = Challenge.objects.filter(
+        program_id=program_id, active=True, closed_at__isnull=True, starts_at__lte=now
+    ).select_related("tier", "program", "reward_badge")
+    return badges, [c for c in challenges if periods_open(c, now)]
+
+
+def _progress(
+    book: Book,
+    member: Member,
+    challenge: Challenge,
+    period: Period,
+    now: datetime,
+    row: ChallengeProgress | None,
+    orders: MemberOrders,
+) -> None:
+    """One period's progress: recomputed, written only when it changed, rewarded once."""
     if challenge.opt_in and (row is None or row.joined_at is None):
         return  # not joined: no progress
     start = max(period.start, row.joined_at) if challenge.opt_in else period.start
-    value = KINDS[challenge.kind].value(challenge, member, Window.until(start, period.end, now), now)
+    value = KINDS[challenge.kind].value(challenge, member, Window.until(start, period.end, now), now, orders)
     if row is None:
         if not value:
             return
         row = ChallengeProgress(challenge=challenge, member=member, period_start=period.start)
-    if value != row.value or row.pk is None:
+    changed = row.pk is None or value != row.value
+    if changed:
         row.value, row.reached_at = value, now
     if row.completed_at is None and value >= challenge.target:
         row.completed_at = now
@@ -149,7 +186,8 @@ def _progress(book: Book, member: Member, challenge: Challenge, period: Period, 
         )
         book.save_after(row)
         return
-    row.save()
+    if changed:
+        row.save()
 
 
 def badge_award(book: Book, *, member: Member, badge: Badge, value, source: str) -> BadgeAward | None:

@@ -32,7 +32,7 @@ from loyalty.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from loyalty.services.events import events_create_once
+from loyalty.services.events import events_create_once, task_memo
 
 TIMEOUT_SECONDS = 10
 GIVE_UP_AFTER = timedelta(hours=24)
@@ -97,9 +97,11 @@ def webhook_payload(event: Event) -> dict:
 # --- fan-out and delivery -----------------------------------------------------------------------
 def webhooks_enqueue(event: Event, *, now: datetime) -> None:
     """The event processor: one delivery per subscribed endpoint, delivered after commit."""
-    endpoints = [
-        e for e in WebhookEndpoint.objects.filter(program_id=event.program_id, active=True) if event.type in e.events
-    ]
+    active = task_memo(
+        ("webhook-endpoints", event.program_id),
+        lambda: list(WebhookEndpoint.objects.filter(program_id=event.program_id, active=True)),
+    )
+    endpoints = [e for e in active if event.type in e.events]
     if not endpoints:
         return
     WebhookDelivery.objects.bulk_create(

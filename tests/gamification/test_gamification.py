@@ -350,3 +350,52 @@ def test_a_badge_is_once_per_member_by_a_database_constraint(program, member):
     BadgeAward.objects.create(badge=made, member=member, awarded_at=MARCH)
     with pytest.raises(IntegrityError), transaction.atomic():
         BadgeAward.objects.create(badge=made, member=member, awarded_at=MARCH)
+
+
+# --- bounded work per event ------------------------------------------------------------------------
+def _queries_for_one_order(program, member, placed_at):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    place_order(program, member, "20.00", category="skincare", placed_at=placed_at)
+    ids = list(Event.objects.filter(processed_at__isnull=True, type="order.placed").values_list("pk", flat=True))
+    with CaptureQueriesContext(connection) as captured:
+        events_process(event_ids=ids, now=placed_at)
+    return len(captured)
+
+
+def test_an_order_event_costs_the_same_queries_however_many_badges_and_periods_it_moves(
+    program, member, member_factory
+):
+    # Given the demo's badges and challenges (a monthly one with several open periods)
+    process(MARCH)
+    before = _queries_for_one_order(program, member, MARCH)
+    # When five more order badges and three more monthly challenges exist
+    for n in range(5):
+        Badge.objects.create(
+            program=program,
+            code=f"spend-{n}",
+            name=f"S{n}",
+            kind=CriterionKind.SPEND,
+            target=Decimal(10_000 + n),
+            counts=Counts.PLACED,
+        )
+    for n in range(3):
+        Challenge.objects.create(
+            program=program,
+            code=f"monthly-{n}",
+            name=f"M{n}",
+            kind=CriterionKind.SPEND,
+            target=Decimal(10_000),
+            counts=Counts.PLACED,
+            starts_at=MARCH - timedelta(days=70),
+            ends_at=MARCH + timedelta(days=200),
+            repeat="month",
+            reward_points=10,
+        )
+    other = member_factory()
+    after = _queries_for_one_order(program, other, MARCH + timedelta(hours=1))
+    # Then evaluating one order event reads as much as before (no query per definition or open period):
+    # only the three progress rows it writes for the new challenges' current period are added
+    assert after <= before + 3, (before, after)
+    assert after <= 25
