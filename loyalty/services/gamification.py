@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from loyalty import errors
@@ -70,18 +70,25 @@ def periods_open(challenge: Challenge, now: datetime) -> list[Period]:
 
 
 # --- evaluation ---------------------------------------------------------------------------------
-def gamification_process(event: Event, *, now: datetime) -> None:
-    """The event processor (loyalty.services.events.PROCESSORS)."""
-    if event.member_id is None:
+def gamification_process(events: list[Event], *, now: datetime) -> None:
+    """The event processor (loyalty.services.events.PROCESSORS): events of one member, evaluated
+    once for all their types."""
+    if events[0].member_id is None:
         return
-    gamification_evaluate(member_id=event.member_id, event_type=event.type, now=now)
+    gamification_evaluate(member_id=events[0].member_id, event_types={e.type for e in events}, now=now)
 
 
 def gamification_evaluate(
-    *, member_id: int, now: datetime, event_type: str | None = None, challenge: Challenge | None = None
+    *,
+    member_id: int,
+    now: datetime,
+    event_type: str | None = None,
+    event_types: set[str] | None = None,
+    challenge: Challenge | None = None,
 ) -> None:
-    """Re-evaluate what an event of `event_type` can move for a member (everything when None; one
-    challenge only when given)."""
+    """Re-evaluate what events of `event_type` (or of any of `event_types`) can move for a member
+    (everything when neither is given; one challenge only when given)."""
+    types = {event_type} if event_type else set(event_types or ())
     with transaction.atomic():
         [member] = members_lock(member_ids=[member_id])
         if member.status != MemberStatus.ACTIVE:
@@ -93,8 +100,11 @@ def gamification_evaluate(
             challenges = Challenge.objects.filter(
                 program=program, active=True, closed_at__isnull=True, starts_at__lte=now
             )
-            if event_type:
-                badges, challenges = badges.filter(kinds_for(event_type)), challenges.filter(kinds_for(event_type))
+            if types:
+                moved = Q()
+                for name in sorted(types):
+                    moved |= kinds_for(name)
+                badges, challenges = badges.filter(moved), challenges.filter(moved)
             for badge in badges.select_related("tier", "program"):
                 window = Window.until(badge.starts_at, badge.ends_at, now)
                 value = KINDS[badge.kind].value(badge, member, window, now)

@@ -95,11 +95,18 @@ def webhook_payload(event: Event) -> dict:
 
 
 # --- fan-out and delivery -----------------------------------------------------------------------
-def webhooks_enqueue(event: Event, *, now: datetime) -> None:
-    """The event processor: one delivery per subscribed endpoint, delivered after commit."""
-    endpoints = [
-        e for e in WebhookEndpoint.objects.filter(program_id=event.program_id, active=True) if event.type in e.events
-    ]
+def webhooks_events_enqueue(events: list[Event], *, now: datetime) -> None:
+    """The event processor: deliveries for each event, in order (the endpoints are read once)."""
+    subscribed = list(WebhookEndpoint.objects.filter(program_id=events[0].program_id, active=True))
+    for event in events:
+        webhooks_enqueue(event, now=now, endpoints=subscribed)
+
+
+def webhooks_enqueue(event: Event, *, now: datetime, endpoints: list[WebhookEndpoint] | None = None) -> None:
+    """One delivery per subscribed endpoint (of the program's active ones), delivered after commit."""
+    if endpoints is None:
+        endpoints = list(WebhookEndpoint.objects.filter(program_id=event.program_id, active=True))
+    endpoints = [e for e in endpoints if event.type in e.events]
     if not endpoints:
         return
     WebhookDelivery.objects.bulk_create(
