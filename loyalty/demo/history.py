@@ -126,6 +126,7 @@ FIXED = {  # member number -> persona, so a small demo has every kind of data
     12: Persona.FRIEND,  # joined lately: the showcase member's referral still pending
     13: Persona.BROWSER,
 }
+FIXED_FATES = {(7, 2): 0.0, (10, 0): 0.1}  # (member, order) -> a cancel, a refund by amount
 FRIEND_AGES = {1: 0.78, 2: 0.52, 3: 0.27}  # when the showcase member's friends joined, as shares of the span
 
 # name, category, price in USD, premium
@@ -261,10 +262,10 @@ def _age_window(persona: Persona, index: int, span: Span, rng: random.Random) ->
             stop = rng.uniform(366, max(d - 60, 367))
         return min(d, stop + rng.uniform(60, 250)), min(stop, d)
     if persona == Persona.FADING:
-        stop = 150 if index == 8 else rng.uniform(110, 240)
-        return min(d, stop + rng.uniform(120, 400)), min(stop, d)
+        stop = 240 if index == 8 else rng.uniform(110, 240)
+        return min(d, stop + rng.uniform(100, 300)), min(stop, d)
     if persona == Persona.RETURNING:
-        return rng.uniform(max(d - 200, 0.75 * d), d), 0
+        return (d - 5 if index == 9 else rng.uniform(max(d - 200, 0.75 * d), d)), 0
     if index in (5, 6):  # after their referrers' first orders
         return (d * 0.5 if index == 5 else min(200.0, d * 0.4)), 0
     if persona == Persona.BIG_SPENDER:
@@ -421,6 +422,7 @@ def member_actions(who: Who, span: Span) -> list[Action]:
         fate = rng.random()
         if who.persona == Persona.FRIEND and n == 0:
             fate = 1.0  # the friend's first order stands: the referral qualifies
+        fate = FIXED_FATES.get((who.index, n), fate)
         if fate < 0.03:
             acts.append(Action(placed + timedelta(hours=rng.uniform(2, 30)), who.index, 2, "cancel", {"order": ref}))
             continue
@@ -450,7 +452,7 @@ def member_actions(who: Who, span: Span) -> list[Action]:
                     placed + timedelta(days=rng.uniform(1, 10)), who.index, 3, "claim", {"rouge": rng.random() < 0.5}
                 )
             )
-        if rng.random() < 0.35:  # the post-purchase survey
+        if rng.random() < 0.5:  # the post-purchase survey
             sent = placed + timedelta(days=3)
             acts.append(Action(sent, who.index, 4, "csat_send", {"order": ref}))
             if rng.random() < style.survey:
@@ -464,7 +466,7 @@ def member_actions(who: Who, span: Span) -> list[Action]:
                         {"order": ref, "score": score},
                     )
                 )
-        if rng.random() < 0.03:  # a checkout left with points on hold
+        if rng.random() < 0.03:  # a checkout left with points on hold: cancelled, or left to run out
             acts.append(Action(placed - timedelta(minutes=40), who.index, 0, "abandon", {"void": rng.random() < 0.7}))
     acts += _birthdays(who, span, rng, times)
     return sorted(acts, key=_key)
@@ -486,7 +488,7 @@ def _times(who: Who, span: Span, rng: random.Random) -> list[datetime]:
         return [min(who.enrolled_at + timedelta(days=4), span.ago(1))]
     if persona == Persona.RETURNING:
         first_run = _order_times(rng, first, first + timedelta(days=rng.uniform(45, 120)), style.gap)
-        back = span.ago(rng.uniform(8, 45))
+        back = span.ago(30 if who.index == 9 else rng.uniform(8, 45))
         if not first_run or back - first_run[-1] < timedelta(days=380):  # too short for a year's silence
             return first_run
         return first_run + _order_times(rng, back, span.ago(0), style.gap)
@@ -553,8 +555,8 @@ def _showcase_plan(who: Who, span: Span, rng: random.Random) -> list[Action]:
             acts.append(
                 Action(placed + timedelta(days=2, hours=5), who.index, 4, "csat_answer", {"order": ref, "score": 5})
             )
-        if back == 5:
-            acts.append(Action(placed - timedelta(minutes=30), who.index, 0, "abandon", {"void": True}))
+        if back in (5, 13):  # a checkout with points given up: cancelled, or left to run out
+            acts.append(Action(placed - timedelta(minutes=30), who.index, 0, "abandon", {"void": back == 5}))
         if back in (3, 10):
             acts.append(
                 Action(
@@ -669,6 +671,10 @@ class History:
     def run(self, action: Action) -> None:
         getattr(self, f"do_{action.kind}")(action, action.at)
         self.result.done[action.kind] += 1
+
+    def ours(self, index: int) -> bool:
+        """Is member `index` one of this run's (not of an earlier run, whose history is written)?"""
+        return self.first <= index < self.first + self.count
 
     def soon(self, action: Action) -> None:
         self._seq += 1
@@ -904,6 +910,8 @@ class History:
         chosen = []
         for member in sorted(recent):
             index = int(member.removeprefix("demo-"))
+            if not self.ours(index):  # members of an earlier run had their surveys in their history
+                continue
             rng = self.span.rng(index, survey)
             if index == SHOWCASE or rng.random() < 0.5:
                 chosen.append(member)
@@ -963,7 +971,8 @@ class History:
             name="A free deluxe sample",
             defaults={"kind": WinbackOfferKind.REWARD, "reward_id": self.rewards["Deluxe sample"]},
         )
-        ids = at_risk_member_ids(program=self.program, as_of=now)
+        at_risk = Member.objects.filter(pk__in=at_risk_member_ids(program=self.program, as_of=now))
+        ids = [pk for pk, x in at_risk.values_list("pk", "external_id") if self.ours(int(x.removeprefix("demo-")))]
         if not ids:
             return self.skip("winback")
         winback_grant(offer=offer, member_ids=ids, audience="at_risk", staff_user=self.staff, now=now)
@@ -971,7 +980,7 @@ class History:
 
     def do_pin(self, action: Action, now: datetime) -> None:
         member = Member.objects.filter(program=self.program, external_id=external_id(action.data["member"])).first()
-        if member is None:
+        if member is None or not self.ours(action.data["member"]):
             return self.skip("pin")
         rouge = self.program.tiers.get(code="rouge")
         tier_override_set(
@@ -985,7 +994,7 @@ class History:
 
     def do_goodwill(self, action: Action, now: datetime) -> None:
         member = Member.objects.filter(program=self.program, external_id=external_id(action.data["member"])).first()
-        if member is None:
+        if member is None or not self.ours(action.data["member"]):
             return self.skip("goodwill")
         points_adjust(member=member, points=150, reason="Goodwill: parcel arrived late", staff_user=self.staff, now=now)
 

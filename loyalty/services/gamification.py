@@ -72,10 +72,20 @@ def periods_open(challenge: Challenge, now: datetime) -> list[Period]:
 # --- evaluation ---------------------------------------------------------------------------------
 def gamification_process(events: list[Event], *, now: datetime) -> None:
     """The event processor (loyalty.services.events.PROCESSORS): events of one member, evaluated
-    once for all their types."""
-    if events[0].member_id is None:
+    once for all their types; not at all (no lock taken) when no definition counts them."""
+    first = events[0]
+    types = {e.type for e in events}
+    if first.member_id is None or not _may_move(program_id=first.program_id, types=types):
         return
-    gamification_evaluate(member_id=events[0].member_id, event_types={e.type for e in events}, now=now)
+    gamification_evaluate(member_id=first.member_id, event_types=types, now=now)
+
+
+def _may_move(*, program_id: int, types: set[str]) -> bool:
+    """Could events of these types move any badge or challenge of the program?"""
+    if any(name in strategy.triggers for strategy in KINDS.values() for name in types):
+        return True
+    counted = Q(program_id=program_id, active=True, kind=CriterionKind.EVENT_COUNT, event_type__in=types)
+    return Badge.objects.filter(counted).exists() or Challenge.objects.filter(counted, closed_at__isnull=True).exists()
 
 
 def gamification_evaluate(
