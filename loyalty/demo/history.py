@@ -10,12 +10,13 @@ expiry, badges, challenges, surveys, win-back).
   some refunded or cancelled; reviews; reward claims; the birthday choice; post-purchase surveys).
   Member 0 is the showcase member (rundemo prints its portal login) with a scripted, rich history;
   members 1-13 have fixed roles, so even a small demo holds every kind of data.
-- The clock advances a day at a time. Plans are read one 30-day window at a time and not kept, so
-  memory does not grow with the number of members. Each action runs in time order with `now`
-  passed explicitly to the service. Once a simulated week (and on 1 January) the periodic jobs run
-  as of that midnight (maturity, expiry, stale holds, tier year end, referrals, birthdays,
-  challenge closing), then the events written since are processed as of it (badges, challenges):
-  a worker a few days behind, which changes nothing but the date a badge is given.
+- The clock advances a day at a time. Plans are read one window at a time (30 days; a day for
+  150,000 members or more) and not kept, so memory does not grow with the number of members.
+  Each action runs in time order with `now` passed explicitly to the service. Once a simulated
+  week (and on 1 January) the periodic jobs run as of that midnight (maturity, expiry, stale
+  holds, tier year end, referrals, birthdays, challenge closing), then the events written since
+  are processed as of it (badges, challenges): a worker a few days behind, which changes nothing
+  but the date a badge is given.
 - What depends on the state (points to pay with, a referrer's code, who gets the monthly NPS
   survey, who is at risk) is read from the database at that moment, as a shop would.
 """
@@ -54,7 +55,9 @@ from tiers.models import BirthdayChoice
 from tiers.services import BirthdayPointsNotForTier, birthday_take, tier_override_set
 
 DAY = timedelta(days=1)
-WINDOW = timedelta(days=30)  # plans are read this much at a time
+# Plans are read a window at a time: 30 days, shorter for many members, so that a window holds a
+# few thousand actions whatever the number of members (memory stays bounded).
+WINDOW_DAYS, WINDOW_MEMBER_DAYS = 30, 150_000
 TICK_DAYS = 7  # the periodic jobs and the event worker run once a simulated week (and on 1 January)
 # Jobs the history does not run: it processes its own events (the sweep looks at the wall clock),
 # delivers no webhooks (nobody listens yet), keeps no idempotency keys, and the metrics snapshots
@@ -89,11 +92,11 @@ class Style:
 
 
 STYLES = {
-    Persona.SHOWCASE: Style(38, (1, 3), 0.3, 0, 0, 0, 1.0, (9, 10)),
+    Persona.SHOWCASE: Style(42, (1, 3), 0.3, 0, 0, 0, 1.0, (9, 10)),
     Persona.FRIEND: Style(70, (1, 3), 0.2, 0.2, 0.15, 0.1, 0.5, (7, 10)),
-    Persona.LOYAL: Style(55, (1, 3), 0.25, 0.3, 0.25, 0.12, 0.55, (8, 10)),
-    Persona.REGULAR: Style(110, (1, 3), 0.15, 0.15, 0.1, 0.08, 0.4, (6, 9)),
-    Persona.BIG_SPENDER: Style(42, (2, 5), 0.7, 0.35, 0.2, 0.15, 0.45, (7, 10)),
+    Persona.LOYAL: Style(60, (1, 3), 0.25, 0.3, 0.25, 0.12, 0.55, (8, 10)),
+    Persona.REGULAR: Style(120, (1, 3), 0.15, 0.15, 0.1, 0.08, 0.4, (6, 9)),
+    Persona.BIG_SPENDER: Style(45, (2, 5), 0.7, 0.35, 0.2, 0.15, 0.45, (7, 10)),
     Persona.ONE_TIMER: Style(365, (1, 2), 0.1, 0, 0, 0, 0.25, (3, 8)),
     Persona.LAPSED: Style(70, (1, 3), 0.15, 0.1, 0.05, 0.05, 0.3, (2, 7)),
     Persona.FADING: Style(50, (1, 3), 0.2, 0.1, 0.05, 0.05, 0.35, (3, 7)),
@@ -263,7 +266,7 @@ def _age_window(persona: Persona, index: int, span: Span, rng: random.Random) ->
         return min(d, stop + rng.uniform(60, 250)), min(stop, d)
     if persona == Persona.FADING:
         stop = 240 if index == 8 else rng.uniform(110, 240)
-        return min(d, stop + rng.uniform(100, 300)), min(stop, d)
+        return min(d, stop + rng.uniform(90, 250)), min(stop, d)
     if persona == Persona.RETURNING:
         return (d - 5 if index == 9 else rng.uniform(max(d - 200, 0.75 * d), d)), 0
     if index in (5, 6):  # after their referrers' first orders
@@ -619,6 +622,7 @@ class History:
         self._seq = 0
         self.rewards = {r.name: r.pk for r in Reward.objects.filter(program=program)}
         self.jobs = {name: job for name, job in jobs().items() if name not in JOBS_SKIPPED}
+        self.window = timedelta(days=max(1, min(WINDOW_DAYS, WINDOW_MEMBER_DAYS // max(count, 1))))
         self._staff = None
 
     # --- the clock ---------------------------------------------------------------------------------
@@ -631,7 +635,7 @@ class History:
             while day < span.end:
                 night = min(day + DAY, span.end)
                 if day >= window_end:
-                    window_end = min(day + WINDOW, span.end)
+                    window_end = min(day + self.window, span.end)
                     planned = iter(
                         actions_between(span=span, first=self.first, count=self.count, start=day, end=window_end)
                     )

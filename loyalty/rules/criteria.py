@@ -238,4 +238,7 @@ ORDER_KINDS = [k for k, s in KINDS.items() if s.triggers == ORDER_EVENTS]
 def kinds_for(event_type: str) -> Q:
     """A filter for the definitions an event of this type can move."""
     kinds = [k for k, s in KINDS.items() if event_type in s.triggers]
-    return Q(kind__in=kinds) | Q(kind=CriterionKind.EVENT_COUNT, event_type=event_type)
+    moved = Q(kind__in=kinds)
+    if event_type == "order.matured":  # maturity moves only what counts matured orders
+        moved &= Q(counts=Counts.MATURED)
+    return moved | Q(kind=CriterionKind.EVENT_COUNT, event_type=event_type)

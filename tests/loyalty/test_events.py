@@ -74,3 +74,13 @@ def test_deferred_events_wait_for_whoever_deferred_them(program, member, django_
         order = place_order(program, member, "100.00", now=JUNE)
     written = Event.objects.filter(properties__order=order.external_id)
     assert written.count() == 2 and not written.filter(processed_at__isnull=True).exists()
+
+
+def test_an_order_maturing_moves_only_what_counts_matured_orders(program):
+    from loyalty.models import Badge, Challenge
+    from loyalty.rules.criteria import kinds_for
+
+    # The demo's badges count matured orders, its challenges placed ones: a maturity moves the badges only
+    assert set(Badge.objects.filter(kinds_for("order.matured")).values_list("counts", flat=True)) == {"matured"}
+    assert not Challenge.objects.filter(kinds_for("order.matured")).exists()
+    assert Challenge.objects.filter(kinds_for("order.placed")).count() == 2
