@@ -7,14 +7,8 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
-from loyalty.demo.history import (
-    Span,
-    actions_between,
-    demo_history_seed,
-    external_id,
-    member_actions,
-    member_who,
-)
+from loyalty.demo.history import demo_history_seed
+from loyalty.demo.plans import Span, actions_between, external_id, member_actions, member_who
 from loyalty.demo.selectors import demo_census
 from loyalty.models import (
     BadgeAward,
