@@ -54,7 +54,12 @@ from loyalty.services.adjustments import points_adjust
 from loyalty.services.earning import OrderDraft
 from loyalty.services.events import event_record, events_deferred, events_process
 from loyalty.services.members import member_enroll
-from loyalty.services.metrics import survey_response_record, survey_sends_record, winback_grant
+from loyalty.services.metrics import (
+    MAX_WINBACK_MEMBERS,
+    survey_response_record,
+    survey_sends_record,
+    winback_grant,
+)
 from loyalty.services.orders import RefundLine, order_cancel, order_place, order_refund
 from loyalty.services.redemptions import redemption_capture, redemption_hold, redemption_void
 from loyalty.services.rewards import reward_claim
@@ -207,7 +212,8 @@ class History:
             payment_fingerprint=data["card"],
             device_id=data["device"],
         )
-        points = self._points_to_pay(who, draft, now) if data["pay_points"] else 0
+        checkout = now - timedelta(minutes=2)
+        points = self._points_to_pay(who, draft, checkout) if data["pay_points"] else 0
         if not points:
             order_place(program=self.program, draft=draft, now=now)
             return
@@ -219,7 +225,7 @@ class History:
             order_external_id=ref,
             order_amount=draft.earning_merchandise,
             order_currency=draft.currency,
-            now=now - timedelta(minutes=2),
+            now=checkout,
         )
         order_place(program=self.program, draft=draft, now=now)
         redemption_capture(program=self.program, redemption_id=redemption.pk, now=now + timedelta(minutes=1))
@@ -446,6 +452,7 @@ class History:
         )
         at_risk = Member.objects.filter(pk__in=at_risk_member_ids(program=self.program, as_of=now))
         ids = [pk for pk, x in at_risk.values_list("pk", "external_id") if self.ours(int(x.removeprefix("demo-")))]
+        ids = ids[:MAX_WINBACK_MEMBERS]  # one campaign's worth
         if not ids:
             return self.skip("winback")
         winback_grant(offer=offer, member_ids=ids, audience="at_risk", staff_user=self.staff, now=now)

@@ -367,7 +367,8 @@ def member_actions(who: Who, span: Span) -> list[Action]:
     data = {"who": who}
     acts.append(Action(who.enrolled_at, who.index, 0, "enroll", data))
     if who.persona == Persona.SHOWCASE:
-        return sorted(acts + _showcase_plan(who, span, rng), key=action_key)
+        acts += _showcase_plan(who, span, rng)
+        return sorted((a for a in acts if a.kind == "enroll" or a.at > who.enrolled_at), key=action_key)
     times = _persona_order_times(who, span, rng)
     for n, placed in enumerate(times):
         order = {"who": who, "n": n}
@@ -429,7 +430,7 @@ def member_actions(who: Who, span: Span) -> list[Action]:
         if rng.random() < 0.03:  # a checkout left with points on hold: cancelled, or left to run out
             acts.append(Action(placed - timedelta(minutes=40), who.index, 0, "abandon", {"void": rng.random() < 0.7}))
     acts += _birthdays(who, span, rng, times)
-    return sorted(acts, key=action_key)
+    return sorted((a for a in acts if a.kind == "enroll" or a.at > who.enrolled_at), key=action_key)
 
 
 def _persona_order_times(who: Who, span: Span, rng: random.Random) -> list[datetime]:

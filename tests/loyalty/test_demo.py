@@ -146,6 +146,14 @@ def test_plans_are_read_a_window_at_a_time():
     assert len([a for a in window if a.index >= 0]) == len(everything)
 
 
+def test_every_plan_starts_with_the_enrollment_and_ends_by_the_end():
+    span = Span(seed=3, end=END, days=730)
+    for index in range(400):
+        acts = member_actions(member_who(index, span), span)
+        assert acts[0].kind == "enroll" and span.start < acts[0].at < END, index
+        assert all(acts[0].at < a.at for a in acts[1:]), index  # nothing before the member exists
+
+
 def test_seed_demo_adds_members_after_those_enrolled(db):
     out = StringIO()
     call_command("seed_demo", members=3, days=60, until="2026-12-01", stdout=out, stderr=StringIO())
