@@ -54,7 +54,10 @@ class CriterionStrategy:
     whole: ClassVar[bool] = True  # the target is a count
 
     def triggered_by(self, criterion: Criterion, event_type: str) -> bool:
-        return event_type in self.triggers
+        if event_type not in self.triggers:
+            return False
+        # an order maturing moves only what counts matured orders: counts of placed ones cannot move then
+        return event_type != "order.matured" or criterion.counts == Counts.MATURED
 
     def value(
         self, criterion: Criterion, member: Member, window: Window, now: datetime, orders: MemberOrders | None = None

@@ -4,7 +4,8 @@ Domain events are written by the Book in the same transaction as the change; aft
 Celery task processes them (badges, challenges, webhooks). A sweep job picks up any event whose
 task never ran (broker down, worker killed), so nothing is lost."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -32,10 +33,11 @@ def task_memo(key: tuple, compute: Callable[[], T]) -> T:
     return memo[key]
 
 
-# What consumes events, in order: each is `processor(event, now=...)` and must be idempotent.
+# What consumes events, in order: each is `processor(events, now=...)`, given events of one member
+# (in id order), and must be idempotent.
 PROCESSORS = [
     "loyalty.services.gamification.gamification_process",
-    "loyalty.services.webhooks.webhooks_enqueue",
+    "loyalty.services.webhooks.webhooks_events_enqueue",
 ]
 
 
@@ -73,42 +75,67 @@ def event_record(
     return event, True
 
 
+_deferred: ContextVar[bool] = ContextVar("events_deferred", default=False)
+
+
+@contextmanager
+def events_deferred() -> Iterator[None]:
+    """Inside it, events committed are not handed to the worker: whoever opened it processes them
+    (`events_process` with its own `now`). A simulation whose clock is not the wall clock (the
+    demo's synthetic history) uses it, so badges and challenges are evaluated as of its time."""
+    token = _deferred.set(True)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+
+
 def events_dispatch(*, event_ids: list[int]) -> None:
-    """Hand events to the worker (in-process when Celery runs eagerly)."""
+    """Hand events to the worker (in-process when Celery runs eagerly), unless deferred."""
+    if _deferred.get():
+        return
     from loyalty.tasks import events_process_task
 
     events_process_task.delay(event_ids)
 
 
 def events_process(*, event_ids: list[int], now: datetime | None = None) -> int:
-    """Run every processor over the events not processed yet; -> how many were processed."""
+    """Run every processor over the events not processed yet; -> how many were processed.
+
+    The events of one member (or a program's events of nobody) are processed together, in one
+    transaction: a processor gets them as a list. Badges and challenges are recomputed from the
+    database, so one evaluation for a checkout's `order.placed`, `points.earned` and
+    `tier.changed` gives what three would."""
     now = now or timezone.now()
-    done = 0
     token = _task_memo.set({})
     try:
-        done = _events_process(event_ids, now)
+        return _events_process(event_ids, now)
     finally:
         _task_memo.reset(token)
-    return done
 
 
 def _events_process(event_ids: list[int], now: datetime) -> int:
+    groups: dict[tuple[int, int | None], list[int]] = {}
+    unprocessed = Event.objects.filter(pk__in=event_ids, processed_at__isnull=True).order_by("pk")
+    for pk, program_id, member_id in unprocessed.values_list("pk", "program_id", "member_id"):
+        groups.setdefault((program_id, member_id), []).append(pk)
     done = 0
-    for event_id in event_ids:
+    for ids in groups.values():
         with transaction.atomic():
-            event = (
+            events = list(
                 Event.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("member", "program")
-                .filter(pk=event_id, processed_at__isnull=True)
-                .first()
+                .filter(pk__in=ids, processed_at__isnull=True)
+                .order_by("pk")
             )
-            if event is None:  # processed already, or being processed by another worker
+            if not events:  # processed already, or being processed by another worker
                 continue
             for processor in PROCESSORS:
-                import_string(processor)(event, now=now)
-            event.processed_at = now
-            event.save(update_fields=["processed_at"])
-            done += 1
+                import_string(processor)(events, now=now)
+            Event.objects.filter(pk__in=[e.pk for e in events]).update(processed_at=now)
+            for event in events:
+                event.processed_at = now
+            done += len(events)
     return done
 
 

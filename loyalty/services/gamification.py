@@ -71,11 +71,15 @@ def periods_open(challenge: Challenge, now: datetime) -> list[Period]:
 
 
 # --- evaluation ---------------------------------------------------------------------------------
-def gamification_process(event: Event, *, now: datetime) -> None:
-    """The event processor (loyalty.services.events.PROCESSORS)."""
-    if event.member_id is None:
+def gamification_process(events: list[Event], *, now: datetime) -> None:
+    """The event processor (loyalty.services.events.PROCESSORS): events of one member, evaluated
+    once for all their types; not at all (no lock taken) when no definition can move on them."""
+    first = events[0]
+    if first.member_id is None:
         return
-    gamification_evaluate(member_id=event.member_id, event_type=event.type, now=now, program_id=event.program_id)
+    gamification_evaluate(
+        member_id=first.member_id, event_types={e.type for e in events}, now=now, program_id=first.program_id
+    )
 
 
 def gamification_evaluate(
@@ -83,11 +87,12 @@ def gamification_evaluate(
     member_id: int,
     now: datetime,
     event_type: str | None = None,
+    event_types: set[str] | None = None,
     challenge: Challenge | None = None,
     program_id: int | None = None,
 ) -> None:
-    """Re-evaluate what an event of `event_type` can move for a member (everything when None; one
-    challenge only when given).
+    """Re-evaluate what events of `event_type` (or of any of `event_types`) can move for a member
+    (everything when neither is given; one challenge only when given).
 
     Bounded per event: the definitions the event type can move are read first (an event that moves
     none costs no lock); then, under the member's lock, the member's awards, their progress rows and
@@ -96,9 +101,10 @@ def gamification_evaluate(
         if program_id is None:
             program_id = Member.objects.filter(pk=member_id).values_list("program_id", flat=True).first()
         badges, challenges = task_memo(("gamification", program_id, now), lambda: _definitions(program_id, now))
-        if event_type:
-            badges = [b for b in badges if KINDS[b.kind].triggered_by(b, event_type)]
-            challenges = [c for c in challenges if KINDS[c.kind].triggered_by(c, event_type)]
+        types = {event_type} if event_type else set(event_types or ())
+        if types:
+            badges = [b for b in badges if any(KINDS[b.kind].triggered_by(b, t) for t in types)]
+            challenges = [c for c in challenges if any(KINDS[c.kind].triggered_by(c, t) for t in types)]
         if not badges and not challenges:
             return
     else:

@@ -95,8 +95,15 @@ def webhook_payload(event: Event) -> dict:
 
 
 # --- fan-out and delivery -----------------------------------------------------------------------
+def webhooks_events_enqueue(events: list[Event], *, now: datetime) -> None:
+    """The event processor: deliveries for each event, in order."""
+    for event in events:
+        webhooks_enqueue(event, now=now)
+
+
 def webhooks_enqueue(event: Event, *, now: datetime) -> None:
-    """The event processor: one delivery per subscribed endpoint, delivered after commit."""
+    """One delivery per subscribed endpoint, delivered after commit (the program's active endpoints
+    are read once per task)."""
     active = task_memo(
         ("webhook-endpoints", event.program_id),
         lambda: list(WebhookEndpoint.objects.filter(program_id=event.program_id, active=True)),

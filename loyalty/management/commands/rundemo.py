@@ -9,19 +9,27 @@ from loyalty.models import Member, MemberStatus, Program
 from loyalty.portal.services import portal_user_ensure
 from loyalty.services.access import api_key_create
 
+SNAPSHOT_DAYS = 90
+
 
 class Command(BaseCommand):
-    help = "Migrate, seed the demo program, create an admin and an API key, and serve on 127.0.0.1:8000."
+    help = (
+        "Migrate; on the first run seed the demo program with synthetic members and two years of history "
+        "and back-fill 90 days of metrics snapshots; create an admin and an API key; serve on 127.0.0.1:8000."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--members", type=int, default=50, help="Synthetic members on first run")
+        parser.add_argument("--days", type=int, default=730, help="Days of history on first run (default 730)")
         parser.add_argument("--addrport", default="127.0.0.1:8000")
         parser.add_argument("--no-serve", action="store_true", help="Set everything up, do not start the server")
 
-    def handle(self, *args, members, addrport, no_serve, **options):
+    def handle(self, *args, members, days, addrport, no_serve, **options):
         call_command("migrate", interactive=False, verbosity=0)
         first_run = not Program.objects.filter(code="demo").exists()
-        call_command("seed_demo", members=members if first_run else 0)
+        call_command("seed_demo", members=members if first_run else 0, days=days, stdout=self.stdout)
+        if first_run:  # the dashboard's time series draws at once; the nightly job keeps it up
+            call_command("metrics_snapshot", program="demo", days=SNAPSHOT_DAYS, stdout=self.stdout)
         User = get_user_model()
         password = os.environ.get("DEMO_ADMIN_PASSWORD") or secrets.token_urlsafe(9)
         admin, _ = User.objects.get_or_create(username="admin", defaults={"email": "admin@example.com"})

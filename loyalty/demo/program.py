@@ -1,5 +1,5 @@
-"""The demo program (`seed_demo`): Beauty Rewards, Sephora-like, exactly as
-../shared/design/demo-program.md describes it. Every value is data staff can change in admin."""
+"""The demo program (`seed_demo`): Beauty Rewards, Sephora-like, exactly as the design's
+demo-program.md describes it. Every value is data staff can change in admin."""
 
 from datetime import datetime
 from decimal import Decimal
