@@ -19,8 +19,13 @@ def healthz(request):
         try:
             from config.celery import app
 
-            with app.connection_for_write() as conn:
+            # a connection from the producer pool (not a new TCP connection per probe), really asked:
+            # Redis answers a PING on it, other transports prove it by connecting
+            with app.pool.acquire(block=True, timeout=2) as conn:
                 conn.ensure_connection(max_retries=1, timeout=2)
+                client = getattr(conn.default_channel, "client", None)
+                if client is not None:
+                    client.ping()
             checks["broker"] = "ok"
         except Exception as exc:
             checks["broker"], ok = f"error: {type(exc).__name__}", False

@@ -86,29 +86,48 @@ class CountedOrder(NamedTuple):
 
 class MemberOrders:
     """A member's orders that can count (not cancelled, not refunded to nothing), read once (one
-    query, oldest first) and their lines once (one query, only when a criterion needs them)."""
+    query, oldest first) and their lines once (one query, only when a criterion needs them).
+    Members evaluated together (`read`) share both reads: one query for all their orders, one for
+    all their lines."""
 
-    def __init__(self, member: Member):
+    def __init__(self, member: Member, group: list[MemberOrders] | None = None):
         self.member = member
+        self._group = group if group is not None else [self]
+
+    @classmethod
+    def read(cls, members: list[Member]) -> dict[int, MemberOrders]:
+        """member id -> its orders, for many members in one query."""
+        group: list[MemberOrders] = []
+        found = {m.pk: cls(m, group) for m in members}
+        group.extend(found.values())
+        for each in group:
+            each.__dict__["orders"] = []
+        for member_id, *row in cls._query(list(found)).values_list("member_id", *CountedOrder._fields):
+            found[member_id].__dict__["orders"].append(CountedOrder(*row))
+        return found
+
+    @staticmethod
+    def _query(member_ids: list[int]):
+        return (
+            Order.objects.filter(member_id__in=member_ids, spend_base__gt=0)
+            .exclude(status=OrderStatus.CANCELLED)
+            .order_by("placed_at", "id")
+        )
 
     @cached_property
     def orders(self) -> list[CountedOrder]:
-        rows = (
-            Order.objects.filter(member=self.member, spend_base__gt=0)
-            .exclude(status=OrderStatus.CANCELLED)
-            .order_by("placed_at", "id")
-            .values_list(*CountedOrder._fields)
-        )
-        return [CountedOrder(*row) for row in rows]
+        return [CountedOrder(*row) for row in self._query([self.member.pk]).values_list(*CountedOrder._fields)]
 
     @cached_property
     def lines(self) -> dict[int, list[tuple[str, Decimal, int, int]]]:
         """order id -> [(category, net, quantity, refunded quantity)] of lines that earn (no gift cards)."""
-        by_order: dict[int, list] = {}
-        rows = OrderLine.objects.filter(order_id__in=[o.id for o in self.orders], gift_card=False).order_by("id")
+        owner = {o.id: each for each in self._group for o in each.orders}
+        for each in self._group:
+            each.__dict__.setdefault("lines", {})
+        rows = OrderLine.objects.filter(order_id__in=list(owner), gift_card=False).order_by("id")
         for order_id, *line in rows.values_list("order_id", "category", "net", "quantity", "refunded_quantity"):
-            by_order.setdefault(order_id, []).append(line)
-        return by_order
+            owner[order_id].__dict__["lines"].setdefault(order_id, []).append(line)
+        return self.__dict__["lines"]
 
     def counted(self, criterion: Criterion, window: Window, now: datetime) -> list[CountedOrder]:
         """Orders that count: in the window and (for `matured`) past their return window."""

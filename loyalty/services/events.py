@@ -33,12 +33,14 @@ def task_memo(key: tuple, compute: Callable[[], T]) -> T:
     return memo[key]
 
 
-# What consumes events, in order: each is `processor(events, now=...)`, given events of one member
-# (in id order), and must be idempotent.
+# What consumes events, in order: each is `processor(events, now=...)`, given events of one program
+# (of up to CHUNK members, in id order) inside the transaction that marks them processed, and must
+# be idempotent.
 PROCESSORS = [
     "loyalty.services.gamification.gamification_process",
     "loyalty.services.webhooks.webhooks_events_enqueue",
 ]
+CHUNK = 100  # members whose events are processed in one transaction (under their locks, together)
 
 
 def event_record(
@@ -102,10 +104,10 @@ def events_dispatch(*, event_ids: list[int]) -> None:
 def events_process(*, event_ids: list[int], now: datetime | None = None) -> int:
     """Run every processor over the events not processed yet; -> how many were processed.
 
-    The events of one member (or a program's events of nobody) are processed together, in one
-    transaction: a processor gets them as a list. Badges and challenges are recomputed from the
-    database, so one evaluation for a checkout's `order.placed`, `points.earned` and
-    `tier.changed` gives what three would."""
+    A member's events are processed together, and the members of a program in chunks of CHUNK, each
+    chunk in one transaction: badges and challenges are recomputed from the database, so one
+    evaluation for a checkout's `order.placed`, `points.earned` and `tier.changed` gives what three
+    would, and a maturity batch of hundreds of members costs a few queries per chunk."""
     now = now or timezone.now()
     token = _task_memo.set({})
     try:
@@ -115,28 +117,53 @@ def events_process(*, event_ids: list[int], now: datetime | None = None) -> int:
 
 
 def _events_process(event_ids: list[int], now: datetime) -> int:
-    groups: dict[tuple[int, int | None], list[int]] = {}
+    groups: dict[int, dict[int | None, list[int]]] = {}  # program -> member -> its events
     unprocessed = Event.objects.filter(pk__in=event_ids, processed_at__isnull=True).order_by("pk")
     for pk, program_id, member_id in unprocessed.values_list("pk", "program_id", "member_id"):
-        groups.setdefault((program_id, member_id), []).append(pk)
+        groups.setdefault(program_id, {}).setdefault(member_id, []).append(pk)
     done = 0
-    for ids in groups.values():
-        with transaction.atomic():
-            events = list(
-                Event.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("member", "program")
-                .filter(pk__in=ids, processed_at__isnull=True)
-                .order_by("pk")
-            )
-            if not events:  # processed already, or being processed by another worker
-                continue
-            for processor in PROCESSORS:
-                import_string(processor)(events, now=now)
-            Event.objects.filter(pk__in=[e.pk for e in events]).update(processed_at=now)
-            for event in events:
-                event.processed_at = now
-            done += len(events)
+    for members in groups.values():
+        lists = list(members.values())
+        for start in range(0, len(lists), CHUNK):
+            done += _chunk_process(lists[start : start + CHUNK], now)
     return done
+
+
+def _chunk_process(members: list[list[int]], now: datetime) -> int:
+    """One transaction for the events of several members. If it fails, each member is retried on
+    its own, so that one member's failing events hold back nobody else's (the error is raised after)."""
+    try:
+        return _events_commit([pk for ids in members for pk in ids], now)
+    except Exception:
+        if len(members) == 1:
+            raise
+    done, failed = 0, None
+    for ids in members:
+        try:
+            done += _events_commit(ids, now)
+        except Exception as error:  # raised below, once the others are done
+            failed = failed or error
+    if failed is not None:
+        raise failed
+    return done
+
+
+def _events_commit(ids: list[int], now: datetime) -> int:
+    with transaction.atomic():
+        events = list(
+            Event.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("member", "program")
+            .filter(pk__in=ids, processed_at__isnull=True)
+            .order_by("pk")
+        )
+        if not events:  # processed already, or being processed by another worker
+            return 0
+        for processor in PROCESSORS:
+            import_string(processor)(events, now=now)
+        Event.objects.filter(pk__in=[e.pk for e in events]).update(processed_at=now)
+        for event in events:
+            event.processed_at = now
+    return len(events)
 
 
 def events_sweep(*, now: datetime) -> int:

@@ -1,7 +1,8 @@
 """Badges and challenges, evaluated from events after commit (never inside checkout's transaction).
 
-For each event, under the member's lock: the badges the member does not have yet and the open
-challenge periods whose criterion the event can move are re-evaluated from the database. A badge is
+For a member's events, under the member's lock: the badges the member does not have yet and the open
+challenge periods whose criterion the events can move are re-evaluated from the database (the
+members of a batch of events together, with a few queries for all of them). A badge is
 awarded once (unique constraint); a challenge period pays once (its progress row says so). Refunds
 lower progress until completion; a reward given stands (documented in README).
 """
@@ -71,15 +72,20 @@ def periods_open(challenge: Challenge, now: datetime) -> list[Period]:
 
 
 # --- evaluation ---------------------------------------------------------------------------------
+# What to evaluate: member id -> (the badges, the challenges) to re-evaluate for that member.
+Plan = dict[int, tuple[list[Badge], list[Challenge]]]
+
+
 def gamification_process(events: list[Event], *, now: datetime) -> None:
-    """The event processor (loyalty.services.events.PROCESSORS): events of one member, evaluated
-    once for all their types; not at all (no lock taken) when no definition can move on them."""
-    first = events[0]
-    if first.member_id is None:
-        return
-    gamification_evaluate(
-        member_id=first.member_id, event_types={e.type for e in events}, now=now, program_id=first.program_id
-    )
+    """The event processor (loyalty.services.events.PROCESSORS): events of one program, evaluated
+    once per member for all the types of that member's events, the members together; a member whose
+    events no definition can move is not evaluated at all (not even locked)."""
+    types: dict[int, set[str]] = {}
+    for event in events:
+        if event.member_id is not None:
+            types.setdefault(event.member_id, set()).add(event.type)
+    if types:
+        gamification_evaluate_members(_plan(events[0].program_id, types, now), now=now)
 
 
 def gamification_evaluate(
@@ -91,47 +97,83 @@ def gamification_evaluate(
     challenge: Challenge | None = None,
     program_id: int | None = None,
 ) -> None:
-    """Re-evaluate what events of `event_type` (or of any of `event_types`) can move for a member
-    (everything when neither is given; one challenge only when given).
-
-    Bounded per event: the definitions the event type can move are read first (an event that moves
-    none costs no lock); then, under the member's lock, the member's awards, their progress rows and
-    their orders are read once each and shared by every badge and challenge period."""
-    if challenge is None:
+    """Re-evaluate for one member what events of `event_type` (or of any of `event_types`) can move
+    (everything when neither is given; one challenge only when given)."""
+    if challenge is not None:
+        plan: Plan = {member_id: ([], [challenge])}
+    else:
         if program_id is None:
             program_id = Member.objects.filter(pk=member_id).values_list("program_id", flat=True).first()
-        badges, challenges = task_memo(("gamification", program_id, now), lambda: _definitions(program_id, now))
         types = {event_type} if event_type else set(event_types or ())
-        if types:
-            badges = [b for b in badges if any(KINDS[b.kind].triggered_by(b, t) for t in types)]
-            challenges = [c for c in challenges if any(KINDS[c.kind].triggered_by(c, t) for t in types)]
-        if not badges and not challenges:
-            return
-    else:
-        badges, challenges = [], [challenge]
+        plan = _plan(program_id, {member_id: types or None}, now)
+    gamification_evaluate_members(plan, now=now)
+
+
+def _plan(program_id: int, types: dict[int, set[str] | None], now: datetime) -> Plan:
+    """For each member, the definitions the types of their events can move (all of them for None)."""
+    badges, challenges = task_memo(("gamification", program_id, now), lambda: _definitions(program_id, now))
+    moved: dict[frozenset[str], tuple[list[Badge], list[Challenge]]] = {}
+    plan: Plan = {}
+    for member_id, member_types in types.items():
+        if member_types is None:
+            plan[member_id] = (badges, challenges)
+            continue
+        key = frozenset(member_types)
+        if key not in moved:
+            moved[key] = (
+                [b for b in badges if any(KINDS[b.kind].triggered_by(b, t) for t in key)],
+                [c for c in challenges if any(KINDS[c.kind].triggered_by(c, t) for t in key)],
+            )
+        if moved[key][0] or moved[key][1]:
+            plan[member_id] = moved[key]
+    return plan
+
+
+def gamification_evaluate_members(plan: Plan, *, now: datetime) -> None:
+    """Evaluate members of one program in one transaction, under their locks (taken together, in id
+    order): their awards, progress rows and orders are read once for all of them (a few queries
+    however many members, definitions and periods), the ledger postings written by one book, and the
+    progress rows that changed written together."""
+    if not plan:
+        return
     with transaction.atomic():
-        [member] = members_lock(member_ids=[member_id])
-        if member.status != MemberStatus.ACTIVE:
+        members = [m for m in members_lock(member_ids=plan) if m.status == MemberStatus.ACTIVE]
+        if not members:
             return
-        book = Book(program=member.program, now=now)
-        orders = MemberOrders(member)
-        if badges:
-            awarded = set(BadgeAward.objects.filter(member=member, badge__in=badges).values_list("badge_id", flat=True))
+        book = Book(program=members[0].program, now=now)
+        orders = MemberOrders.read(members)
+        badge_ids = {b.pk for badges, _ in plan.values() for b in badges}
+        challenge_ids = {c.pk for _, challenges in plan.values() for c in challenges}
+        awarded = set(
+            BadgeAward.objects.filter(member__in=members, badge__in=badge_ids).values_list("member_id", "badge_id")
+            if badge_ids
+            else ()
+        )
+        rows = {
+            (row.member_id, row.challenge_id, row.period_start): row
+            for row in (
+                ChallengeProgress.objects.filter(member__in=members, challenge__in=challenge_ids)
+                if challenge_ids
+                else ()
+            )
+        }
+        to_write: list[ChallengeProgress] = []
+        for member in members:
+            badges, challenges = plan[member.pk]
             for badge in badges:
-                if badge.pk in awarded:
+                if (member.pk, badge.pk) in awarded:
                     continue
                 window = Window.until(badge.starts_at, badge.ends_at, now)
-                value = KINDS[badge.kind].value(badge, member, window, now, orders)
+                value = KINDS[badge.kind].value(badge, member, window, now, orders[member.pk])
                 if value >= badge.target:
                     badge_award(book, member=member, badge=badge, value=value, source="criterion")
-        rows = {
-            (row.challenge_id, row.period_start): row
-            for row in ChallengeProgress.objects.filter(member=member, challenge__in=[c.pk for c in challenges])
-        }
-        for found in challenges:
-            for period in periods_open(found, now):
-                _progress(book, member, found, period, now, rows.get((found.pk, period.start)), orders)
+            for found in challenges:
+                for period in periods_open(found, now):
+                    row = rows.get((member.pk, found.pk, period.start))
+                    _progress(book, member, found, period, now, row, orders[member.pk], to_write)
         book.commit()
+        ChallengeProgress.objects.bulk_create([row for row in to_write if row.pk is None])
+        ChallengeProgress.objects.bulk_update([row for row in to_write if row.pk], ["value", "reached_at"])
 
 
 def _definitions(program_id: int, now: datetime) -> tuple[list[Badge], list[Challenge]]:
@@ -151,8 +193,10 @@ def _progress(
     now: datetime,
     row: ChallengeProgress | None,
     orders: MemberOrders,
+    to_write: list[ChallengeProgress],
 ) -> None:
-    """One period's progress: recomputed, written only when it changed, rewarded once."""
+    """One period's progress: recomputed, rewarded once; a row that changed without completing is
+    added to `to_write` for the caller to write (a completed one is written by the book)."""
     if challenge.opt_in and (row is None or row.joined_at is None):
         return  # not joined: no progress
     start = max(period.start, row.joined_at) if challenge.opt_in else period.start
@@ -193,7 +237,7 @@ def _progress(
         book.save_after(row)
         return
     if changed:
-        row.save()
+        to_write.append(row)
 
 
 def badge_award(book: Book, *, member: Member, badge: Badge, value, source: str) -> BadgeAward | None:

@@ -4,7 +4,11 @@ lock, and a simulation can defer processing to its own clock."""
 from datetime import UTC, datetime
 from unittest import mock
 
-from loyalty.models import BadgeAward, Event
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from loyalty.models import BadgeAward, ChallengeProgress, Event
 from loyalty.services import gamification
 from loyalty.services.events import event_record, events_deferred, events_process
 from loyalty.services.rewards import reward_claim
@@ -26,12 +30,11 @@ def test_a_members_events_are_evaluated_once_together(program, member_factory, t
     ids = unprocessed()
     assert len(ids) >= 7  # two enrollments, two orders with their points, Ben's upgrade
 
-    # When they are processed, then each member is evaluated once, for all the types of their events
-    with mock.patch.object(gamification, "gamification_evaluate", wraps=gamification.gamification_evaluate) as spy:
+    # When they are processed, then both members are evaluated once, together, under one lock
+    with mock.patch.object(gamification, "members_lock", wraps=gamification.members_lock) as lock:
         assert events_process(event_ids=ids, now=LATER) == len(ids)
-    calls = {c.kwargs["member_id"]: c.kwargs["event_types"] for c in spy.call_args_list}
-    assert len(spy.call_args_list) == 2
-    assert calls[ben.pk] >= {"order.placed", "points.earned", "tier.changed", "member.enrolled"}
+    lock.assert_called_once()
+    assert set(lock.call_args.kwargs["member_ids"]) == {anna.pk, ben.pk}
     # ... which gives what one evaluation per event would: the First Order badge (counted once matured)
     assert set(BadgeAward.objects.values_list("member_id", flat=True)) == {anna.pk, ben.pk}
     assert not set(ids) & set(unprocessed())  # (the badge.awarded events are new ones)
@@ -91,3 +94,53 @@ def test_an_order_maturing_moves_only_what_counts_matured_orders(program):
     assert {b.counts for b in moved(badges, "order.matured")} == {"matured"}
     assert not moved(challenges, "order.matured")
     assert len(moved(challenges, "order.placed")) == 2
+
+
+def test_a_batch_of_members_costs_the_same_queries_as_one(program, member_factory):
+    # Given checkouts of 1 and of 6 members, processed as of the day they were placed
+    def checkouts(n: int, prefix: str) -> list[int]:
+        before = set(unprocessed())
+        for i in range(n):
+            place_order(program, member_factory(external_id=f"{prefix}{i}"), "120.00", now=JUNE)
+        return [pk for pk in unprocessed() if pk not in before]
+
+    one, six = checkouts(1, "solo"), checkouts(6, "crowd")
+
+    # When each batch is processed, then six members take no more queries than one
+    with CaptureQueriesContext(connection) as for_one:
+        assert events_process(event_ids=one, now=JUNE) == len(one)
+    with CaptureQueriesContext(connection) as for_six:
+        assert events_process(event_ids=six, now=JUNE) == len(six)
+    assert len(for_six) == len(for_one)
+    assert ChallengeProgress.objects.filter(member__external_id__startswith="crowd").count() == 6 * len(
+        ChallengeProgress.objects.filter(member__external_id__startswith="solo")
+    )
+
+
+def test_one_members_failing_events_hold_back_nobody_else(program, member_factory):
+    # Given three members' checkouts, the second member's evaluation failing
+    members = [member_factory(external_id=f"m{i}") for i in range(3)]
+    for m in members:
+        place_order(program, m, "50.00", now=JUNE)
+    ids = unprocessed()
+    real = gamification.gamification_evaluate_members
+
+    def evaluate(plan, *, now):
+        if members[1].pk in plan:
+            raise RuntimeError("boom")
+        return real(plan, now=now)
+
+    # When they are processed, then the error is raised, but only the failing member's events wait
+    with (
+        mock.patch.object(gamification, "gamification_evaluate_members", side_effect=evaluate),
+        pytest.raises(RuntimeError, match="boom"),
+    ):
+        events_process(event_ids=ids, now=LATER)
+    waiting = set(Event.objects.filter(pk__in=ids, processed_at__isnull=True).values_list("member_id", flat=True))
+    assert waiting == {members[1].pk}
+    assert set(BadgeAward.objects.values_list("member_id", flat=True)) == {members[0].pk, members[2].pk}
+
+    # ... and are processed once it works again
+    events_process(event_ids=ids, now=LATER)
+    assert not Event.objects.filter(pk__in=ids, processed_at__isnull=True).exists()
+    assert BadgeAward.objects.filter(member=members[1]).exists()
