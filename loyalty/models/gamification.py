@@ -5,10 +5,12 @@ opt-in, a goal, a reward (points and/or a badge), optional repeat per month, and
 and period; it pays once per member and period. Awards stand when a refund later undoes the
 criterion: the member did reach it, and taking back a badge is not worth the surprise."""
 
+import time
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 
 from .ledger import Transaction
@@ -33,6 +35,32 @@ class Counts(models.TextChoices):
     MATURED = "matured", "Orders count once past the return window"
 
 
+def _version_key(program_id: int) -> str:
+    return f"gamification-definitions:{program_id}"
+
+
+def definitions_version(program_id: int) -> int:
+    """The version of a program's badge and challenge definitions (in the shared cache): workers keep
+    the definitions they read until it changes. Unknown (a cache emptied) is a new version."""
+    key = _version_key(program_id)
+    version = cache.get(key)
+    if version is None:
+        cache.add(key, time.time_ns(), None)
+        version = cache.get(key)
+    return version
+
+
+def definitions_changed(program_id: int) -> None:
+    """A badge or challenge was saved or deleted: a new version now, and again at commit (a worker
+    that read the old rows in between reads them again)."""
+
+    def bump():
+        cache.set(_version_key(program_id), time.time_ns(), None)
+
+    bump()
+    transaction.on_commit(bump)
+
+
 class Criterion(models.Model):
     """What must be reached: a kind (its strategy class), a target and the kind's parameter."""
 
@@ -52,6 +80,16 @@ class Criterion(models.Model):
 
     class Meta:
         abstract = True
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        definitions_changed(self.program_id)
+
+    def delete(self, *args, **kwargs):
+        program_id = self.program_id
+        result = super().delete(*args, **kwargs)
+        definitions_changed(program_id)
+        return result
 
     def clean(self):
         from loyalty.rules.criteria import KINDS

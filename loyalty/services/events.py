@@ -151,8 +151,7 @@ def _chunk_process(members: list[list[int]], now: datetime) -> int:
 def _events_commit(ids: list[int], now: datetime) -> int:
     with transaction.atomic():
         events = list(
-            Event.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("member", "program")
+            Event.objects.select_for_update(skip_locked=True)
             .filter(pk__in=ids, processed_at__isnull=True)
             .order_by("pk")
         )

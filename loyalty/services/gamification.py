@@ -7,6 +7,7 @@ awarded once (unique constraint); a challenge period pays once (its progress row
 lower progress until completion; a reward given stands (documented in README).
 """
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,7 +18,15 @@ from django.utils import timezone
 from loyalty import errors
 from loyalty.dates import start_of_next_month
 from loyalty.models import AccountKind, Event, Member, MemberStatus, Order, TransactionKind
-from loyalty.models.gamification import Badge, BadgeAward, Challenge, ChallengeProgress, CriterionKind, Repeat
+from loyalty.models.gamification import (
+    Badge,
+    BadgeAward,
+    Challenge,
+    ChallengeProgress,
+    CriterionKind,
+    Repeat,
+    definitions_version,
+)
 from loyalty.rules.criteria import KINDS, ORDER_KINDS, MemberOrders, Window
 from loyalty.services.events import task_memo
 from loyalty.services.ledger import Book
@@ -136,7 +145,8 @@ def gamification_evaluate_members(plan: Plan, *, now: datetime) -> None:
     progress rows that changed written together."""
     if not plan:
         return
-    with transaction.atomic():
+    # inside the events' transaction no savepoint is needed: a failure fails the batch as a whole
+    with transaction.atomic(savepoint=False):
         members = [m for m in members_lock(member_ids=plan) if m.status == MemberStatus.ACTIVE]
         if not members:
             return
@@ -176,13 +186,26 @@ def gamification_evaluate_members(plan: Plan, *, now: datetime) -> None:
         ChallengeProgress.objects.bulk_update([row for row in to_write if row.pk], ["value", "reached_at"])
 
 
+DEFINITIONS_MAX_AGE = 30.0  # seconds a worker trusts the definitions it read (tiers, program settings)
+_definitions_read: dict[int, tuple[int, float, list[Badge], list[Challenge]]] = {}
+
+
 def _definitions(program_id: int, now: datetime) -> tuple[list[Badge], list[Challenge]]:
-    """A program's active badges and its challenges with a period open now."""
-    badges = list(Badge.objects.filter(program_id=program_id, active=True).select_related("tier", "program"))
-    challenges = Challenge.objects.filter(
-        program_id=program_id, active=True, closed_at__isnull=True, starts_at__lte=now
-    ).select_related("tier", "program", "reward_badge")
-    return badges, [c for c in challenges if periods_open(c, now)]
+    """A program's active badges and its challenges with a period open now. Read once per process
+    until a badge or challenge is saved (`definitions_version`) or DEFINITIONS_MAX_AGE passes, not
+    once per task: a checkout's task would otherwise spend a third of its time reading them."""
+    version = definitions_version(program_id)
+    found = _definitions_read.get(program_id)
+    if found is None or found[0] != version or time.monotonic() - found[1] > DEFINITIONS_MAX_AGE:
+        badges = list(Badge.objects.filter(program_id=program_id, active=True).select_related("tier", "program"))
+        challenges = list(
+            Challenge.objects.filter(program_id=program_id, active=True, closed_at__isnull=True).select_related(
+                "tier", "program", "reward_badge"
+            )
+        )
+        found = _definitions_read[program_id] = (version, time.monotonic(), badges, challenges)
+    _, _, badges, challenges = found
+    return badges, [c for c in challenges if c.closed_at is None and c.starts_at <= now and periods_open(c, now)]
 
 
 def _progress(

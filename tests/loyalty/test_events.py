@@ -111,7 +111,7 @@ def test_a_batch_of_members_costs_the_same_queries_as_one(program, member_factor
         assert events_process(event_ids=one, now=JUNE) == len(one)
     with CaptureQueriesContext(connection) as for_six:
         assert events_process(event_ids=six, now=JUNE) == len(six)
-    assert len(for_six) == len(for_one)
+    assert len(for_six) <= len(for_one)
     assert ChallengeProgress.objects.filter(member__external_id__startswith="crowd").count() == 6 * len(
         ChallengeProgress.objects.filter(member__external_id__startswith="solo")
     )
@@ -144,3 +144,23 @@ def test_one_members_failing_events_hold_back_nobody_else(program, member_factor
     events_process(event_ids=ids, now=LATER)
     assert not Event.objects.filter(pk__in=ids, processed_at__isnull=True).exists()
     assert BadgeAward.objects.filter(member=members[1]).exists()
+
+
+def test_a_badge_edited_is_evaluated_as_edited_at_once(program, member_factory):
+    from loyalty.models import Badge
+
+    # Given a worker that has read the definitions (one member's events processed)
+    anna, ben = member_factory(external_id="anna"), member_factory(external_id="ben")
+    place_order(program, anna, "50.00", now=JUNE)
+    events_process(event_ids=unprocessed(), now=LATER)
+    assert BadgeAward.objects.filter(member=anna, badge__code="first-order").exists()
+
+    # When staff raise First Order's target to two orders
+    first = Badge.objects.get(program=program, code="first-order")
+    first.target = 2
+    first.save()
+
+    # Then the next member's single order no longer earns it: the new target applies at once
+    place_order(program, ben, "50.00", now=JUNE)
+    events_process(event_ids=unprocessed(), now=LATER)
+    assert not BadgeAward.objects.filter(member=ben, badge__code="first-order").exists()
