@@ -37,10 +37,13 @@ def _ledger_verified(request):
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Rate-limit counters never leak from one test into another."""
+    """Rate-limit counters and the definitions a worker keeps never leak from one test into another."""
     from django.core.cache import cache
 
+    from loyalty.services import gamification
+
     cache.clear()
+    gamification._definitions_read.clear()
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ opt-in, a goal, a reward (points and/or a badge), optional repeat per month, and
 and period; it pays once per member and period. Awards stand when a refund later undoes the
 criterion: the member did reach it, and taking back a badge is not worth the surprise."""
 
-import time
+import logging
+import uuid
 from decimal import Decimal
 
 from django.core.cache import cache
@@ -16,6 +17,8 @@ from django.db.models import Q
 from .ledger import Transaction
 from .member import Member
 from .program import Program
+
+logger = logging.getLogger(__name__)
 
 
 class CriterionKind(models.TextChoices):
@@ -39,14 +42,19 @@ def _version_key(program_id: int) -> str:
     return f"gamification-definitions:{program_id}"
 
 
-def definitions_version(program_id: int) -> int:
+def definitions_version(program_id: int) -> str | None:
     """The version of a program's badge and challenge definitions (in the shared cache): workers keep
-    the definitions they read until it changes. Unknown (a cache emptied) is a new version."""
+    the definitions they read until it changes. Unknown (a cache emptied) is a new version; None
+    when the cache cannot be reached (then nothing is kept)."""
     key = _version_key(program_id)
-    version = cache.get(key)
-    if version is None:
-        cache.add(key, time.time_ns(), None)
+    try:
         version = cache.get(key)
+        if version is None:
+            cache.add(key, uuid.uuid4().hex, None)
+            version = cache.get(key)
+    except Exception:  # the cache is an optimisation: without it the definitions are read every time
+        logger.warning("No cache for the gamification definitions' version", exc_info=True)
+        return None
     return version
 
 
@@ -55,7 +63,10 @@ def definitions_changed(program_id: int) -> None:
     that read the old rows in between reads them again)."""
 
     def bump():
-        cache.set(_version_key(program_id), time.time_ns(), None)
+        try:
+            cache.set(_version_key(program_id), uuid.uuid4().hex, None)
+        except Exception:  # workers then keep what they read for DEFINITIONS_MAX_AGE at most
+            logger.warning("Could not record a change of gamification definitions", exc_info=True)
 
     bump()
     transaction.on_commit(bump)

@@ -5,10 +5,10 @@ window from the database, and says why a definition could never be met (`problem
 admin). Values are recomputed, not incremented: evaluating twice, late, or after an edit gives the
 same answer.
 
-Order-based kinds compute from `MemberOrders`: the member's orders (and their lines) read once per
-evaluation with member-indexed queries and shared by every badge and challenge period evaluated
-for that event. An event costs the same few queries however many definitions and periods it can
-move, and nothing grows with the number of members (only with the member's own history).
+Order-based kinds compute from `MemberOrders`: the orders (and their lines) of the members evaluated
+together read once, with member-indexed queries, and shared by every badge and challenge period
+evaluated for them. A batch of events costs the same few queries however many definitions and
+periods they can move; the work grows with the members' own histories, not with the program's size.
 """
 
 from __future__ import annotations
@@ -124,7 +124,8 @@ class MemberOrders:
         owner = {o.id: each for each in self._group for o in each.orders}
         for each in self._group:
             each.__dict__.setdefault("lines", {})
-        rows = OrderLine.objects.filter(order_id__in=list(owner), gift_card=False).order_by("id")
+        counted = self._query([each.member.pk for each in self._group]).values("id")  # a subquery, not ids
+        rows = OrderLine.objects.filter(order_id__in=counted, gift_card=False).order_by("id")
         for order_id, *line in rows.values_list("order_id", "category", "net", "quantity", "refunded_quantity"):
             owner[order_id].__dict__["lines"].setdefault(order_id, []).append(line)
         return self.__dict__["lines"]

@@ -4,6 +4,7 @@ Domain events are written by the Book in the same transaction as the change; aft
 Celery task processes them (badges, challenges, webhooks). A sweep job picks up any event whose
 task never ran (broker down, worker killed), so nothing is lost."""
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -18,6 +19,7 @@ from loyalty.models import Event, Program
 from loyalty.selectors.members import member_get
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 _task_memo: ContextVar[dict | None] = ContextVar("events_task_memo", default=None)
 
 
@@ -121,26 +123,35 @@ def _events_process(event_ids: list[int], now: datetime) -> int:
     unprocessed = Event.objects.filter(pk__in=event_ids, processed_at__isnull=True).order_by("pk")
     for pk, program_id, member_id in unprocessed.values_list("pk", "program_id", "member_id"):
         groups.setdefault(program_id, {}).setdefault(member_id, []).append(pk)
-    done = 0
+    done, failed = 0, None
     for members in groups.values():
         lists = list(members.values())
         for start in range(0, len(lists), CHUNK):
-            done += _chunk_process(lists[start : start + CHUNK], now)
+            try:
+                done += _chunk_process(lists[start : start + CHUNK], now)
+            except Exception as error:  # the next chunks go on; raised once they are done
+                failed = failed or error
+    if failed is not None:
+        raise failed
     return done
 
 
 def _chunk_process(members: list[list[int]], now: datetime) -> int:
     """One transaction for the events of several members. If it fails, each member is retried on
-    its own, so that one member's failing events hold back nobody else's (the error is raised after)."""
+    its own, so that one member's failing events hold back nobody else's (the error is raised after).
+    An error raised after the chunk committed (by work its commit started: an event it raised,
+    processed at once when tasks run in-process) is raised as it is: there is nothing to retry."""
+    committed: list[bool] = []
     try:
-        return _events_commit([pk for ids in members for pk in ids], now)
+        return _events_commit([pk for ids in members for pk in ids], now, committed)
     except Exception:
-        if len(members) == 1:
+        if committed or len(members) == 1:
             raise
+        logger.exception("Events of %d members failed together; each member is retried alone", len(members))
     done, failed = 0, None
     for ids in members:
         try:
-            done += _events_commit(ids, now)
+            done += _events_commit(ids, now, [])
         except Exception as error:  # raised below, once the others are done
             failed = failed or error
     if failed is not None:
@@ -148,8 +159,10 @@ def _chunk_process(members: list[list[int]], now: datetime) -> int:
     return done
 
 
-def _events_commit(ids: list[int], now: datetime) -> int:
+def _events_commit(ids: list[int], now: datetime, committed: list[bool]) -> int:
     with transaction.atomic():
+        # the first thing done at commit: what fails after it is not this transaction's failure
+        transaction.on_commit(lambda: committed.append(True))
         events = list(
             Event.objects.select_for_update(skip_locked=True)
             .filter(pk__in=ids, processed_at__isnull=True)

@@ -140,9 +140,10 @@ def _plan(program_id: int, types: dict[int, set[str] | None], now: datetime) -> 
 
 def gamification_evaluate_members(plan: Plan, *, now: datetime) -> None:
     """Evaluate members of one program in one transaction, under their locks (taken together, in id
-    order): their awards, progress rows and orders are read once for all of them (a few queries
-    however many members, definitions and periods), the ledger postings written by one book, and the
-    progress rows that changed written together."""
+    order): their accounts, awards, progress rows, orders and lines are read once for all of them,
+    the ledger postings written by one book, and the progress rows that changed written together.
+    What is left per member is per award (an award row) and per criterion that counts something other
+    than orders (events, referrals, the tier: a query each)."""
     if not plan:
         return
     # inside the events' transaction no savepoint is needed: a failure fails the batch as a whole
@@ -151,6 +152,7 @@ def gamification_evaluate_members(plan: Plan, *, now: datetime) -> None:
         if not members:
             return
         book = Book(program=members[0].program, now=now)
+        book.preload(members)  # the accounts of whoever is credited, one read for all
         orders = MemberOrders.read(members)
         badge_ids = {b.pk for badges, _ in plan.values() for b in badges}
         challenge_ids = {c.pk for _, challenges in plan.values() for c in challenges}
@@ -187,7 +189,7 @@ def gamification_evaluate_members(plan: Plan, *, now: datetime) -> None:
 
 
 DEFINITIONS_MAX_AGE = 30.0  # seconds a worker trusts the definitions it read (tiers, program settings)
-_definitions_read: dict[int, tuple[int, float, list[Badge], list[Challenge]]] = {}
+_definitions_read: dict[int, tuple[str | None, float, list[Badge], list[Challenge]]] = {}
 
 
 def _definitions(program_id: int, now: datetime) -> tuple[list[Badge], list[Challenge]]:
@@ -196,7 +198,7 @@ def _definitions(program_id: int, now: datetime) -> tuple[list[Badge], list[Chal
     once per task: a checkout's task would otherwise spend a third of its time reading them."""
     version = definitions_version(program_id)
     found = _definitions_read.get(program_id)
-    if found is None or found[0] != version or time.monotonic() - found[1] > DEFINITIONS_MAX_AGE:
+    if version is None or found is None or found[0] != version or time.monotonic() - found[1] > DEFINITIONS_MAX_AGE:
         badges = list(Badge.objects.filter(program_id=program_id, active=True).select_related("tier", "program"))
         challenges = list(
             Challenge.objects.filter(program_id=program_id, active=True, closed_at__isnull=True).select_related(

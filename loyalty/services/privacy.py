@@ -340,6 +340,8 @@ def member_erase(*, member: Member, actor=None, reason: str = "", now: datetime 
     now = now or timezone.now()
     _may_erase(actor, member)
     with transaction.atomic():
+        # events before the member, the order event processing locks them in (no deadlock with it)
+        list(Event.objects.select_for_update().filter(member=member).values_list("pk", flat=True))
         [member] = members_lock(member_ids=[member.pk])
         if member.status == MemberStatus.CLOSED:
             return member
