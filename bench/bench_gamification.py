@@ -42,7 +42,9 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -372,16 +374,42 @@ def month_periods(start: datetime, end: datetime, now: datetime) -> list[tuple[d
     return periods
 
 
+@contextmanager
+def analyzing(db: str, every: float = 60.0):
+    """ANALYZE the database every minute while a side processes it: autovacuum is off on this
+    server, and the tables the work fills (ledger, awards, progress) start empty, so their
+    statistics would otherwise say "empty" for the whole run, as no production database does."""
+    stop = threading.Event()
+
+    def loop():
+        with psycopg.connect(dsn(db), autocommit=True) as conn:
+            while not stop.wait(every):
+                conn.execute("ANALYZE")
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 class Baseline:
     """The same per-event work as loyalty.services.events/gamification, in raw SQL."""
 
-    def __init__(self, conn: psycopg.Connection, ids: Ids):
-        self.conn, self.ids = conn, ids
+    def __init__(self, conn: psycopg.Connection, ids: Ids, db: str):
+        self.conn, self.ids, self.db = conn, ids, db
         self.shards = 16
 
     def run(self) -> int:
         done = 0
         while True:
+            # a fresh connection per 1,000 events, as the worker's connections are renewed
+            # (DB_CONN_MAX_AGE): plans a backend cached while the tables were empty (foreign-key
+            # checks, prepared statements) would otherwise scan whole tables as they grow
+            self.conn.close()
+            self.conn = psycopg.connect(dsn(self.db))
             batch = [
                 r[0]
                 for r in self.conn.execute(
@@ -725,16 +753,19 @@ def run_size(size: int, orders: int, now: datetime, seed: int, concurrency: int)
     )
     admin(f"CREATE DATABASE {CLONE} TEMPLATE {DB} STRATEGY FILE_COPY")
 
-    with psycopg.connect(dsn(CLONE)) as conn:
+    with psycopg.connect(dsn(CLONE)) as conn, analyzing(CLONE):
         b0 = time.perf_counter()
-        b_events = Baseline(conn, Ids(conn)).run()
+        baseline = Baseline(conn, Ids(conn), CLONE)
+        b_events = baseline.run()
         b_seconds = time.perf_counter() - b0
+        baseline.conn.close()
     log(f"baseline (raw SQL, 1 connection): {b_events:,} events in {b_seconds:.1f} s = {b_events / b_seconds:.0f}/s")
 
     with psycopg.connect(dsn(DB), autocommit=True) as conn:
         conn.execute("CHECKPOINT")
     load = os.getloadavg()[0]
-    ours = run_worker(work["tasks"], now, concurrency)
+    with analyzing(DB):
+        ours = run_worker(work["tasks"], now, concurrency)
     log(
         f"ours (Celery worker, -c {concurrency}): {ours['events']:,} events in {ours['seconds']:.1f} s = "
         f"{ours['events'] / ours['seconds']:.0f}/s (worker boot {ours['boot']:.1f} s excluded)"
