@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from loyalty import errors
@@ -45,14 +45,14 @@ def fx_rate_get(*, program: Program, currency: str) -> Decimal:
     return rate
 
 
-def _points_payment(*, program: Program, member, draft: OrderDraft, fx_rate: Decimal) -> Decimal:
-    """The part of the merchandise paid with points: holds made for this order (held or captured)."""
-    value = Redemption.objects.filter(
-        program=program,
-        member=member,
-        order_external_id=draft.external_id,
-        status__in=[RedemptionStatus.HELD, RedemptionStatus.CAPTURED],
-    ).aggregate(total=Sum("value"))["total"]
+def _points_payment(*, program: Program, member, draft: OrderDraft, fx_rate: Decimal, now: datetime) -> Decimal:
+    """The part of the merchandise paid with points: holds made for this order, captured or still
+    held (not those whose time ran out, which will be voided)."""
+    value = (
+        Redemption.objects.filter(program=program, member=member, order_external_id=draft.external_id)
+        .filter(Q(status=RedemptionStatus.CAPTURED) | Q(status=RedemptionStatus.HELD, expires_at__gt=now))
+        .aggregate(total=Sum("value"))["total"]
+    )
     if not value:
         return ZERO
     return min(from_base(value, rate=fx_rate, currency=draft.currency), draft.earning_merchandise)
@@ -82,7 +82,7 @@ def order_quote(*, program: Program, draft: OrderDraft, now: datetime | None = N
         placed_at=draft.placed_at or now,
         rules=earn_rules_active(program=program),
         first_order=not member.orders.exclude(status=OrderStatus.CANCELLED).exists(),
-        points_payment=_points_payment(program=program, member=member, draft=draft, fx_rate=fx_rate),
+        points_payment=_points_payment(program=program, member=member, draft=draft, fx_rate=fx_rate, now=now),
     )
     asset = program.primary_asset
     available = member_balances(member=member, now=now).get(asset.code, {}).get("available", 0)
@@ -120,7 +120,7 @@ def _order_place(*, program: Program, draft: OrderDraft, now: datetime) -> Order
     placed_at = draft.placed_at or now
     book = Book(program=program, now=now)
     tier = tier_refresh(book, member=member)  # the tier in effect now (a late year-end job posted first)
-    points_payment = _points_payment(program=program, member=member, draft=draft, fx_rate=fx_rate)
+    points_payment = _points_payment(program=program, member=member, draft=draft, fx_rate=fx_rate, now=now)
     earning = earn_calculate(
         program=program,
         tier=tier,
@@ -415,7 +415,11 @@ def _refund_lines(order: Order, lines: list[RefundLine]) -> tuple[Decimal, Decim
                 continue
             quantity -= take
             taken[line.pk] = take
-            value = money_round(line.net.amount * take / line.quantity, currency)
+            # valued cumulatively, so that a line's refunds add up to exactly its net amount
+            done = line.refunded_quantity
+            value = money_round(line.net.amount * (done + take) / line.quantity, currency) - money_round(
+                line.net.amount * done / line.quantity, currency
+            )
             merchandise += value
             if not line.gift_card:
                 qualifying += money_round(value * share, currency)

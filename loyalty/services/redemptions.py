@@ -9,10 +9,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from loyalty import errors
+from loyalty.dates import add_months
 from loyalty.models import (
     AccountKind,
     Asset,
+    ExpiryPolicy,
     LotMovement,
+    LotState,
     Member,
     MemberStatus,
     Program,
@@ -23,7 +26,7 @@ from loyalty.models import (
 from loyalty.money import points_value, to_base
 from loyalty.services.ledger import Book
 from loyalty.services.locks import member_lock, members_lock
-from loyalty.services.points import activity_record, available_spend, lots_settle
+from loyalty.services.points import activity_record, available_spend, lots_consume, lots_settle
 
 
 def asset_get(*, program: Program, code: str | None) -> Asset:
@@ -169,13 +172,20 @@ def _lock(*, program: Program, redemption_id: int) -> tuple[Redemption, Member]:
 
 
 def hold_release(book: Book, *, member: Member, redemption: Redemption, status: str) -> None:
-    """Held -> available, and each lot gets back what the hold took from it."""
+    """Held -> available, and each lot gets back what the hold took from it.
+
+    What comes back into an overdrawn balance (policy `unlimited`) pays the debt first, as any credit
+    does. A lot that expired while its points were held gets them back as available, for the
+    caller's `lots_settle` to expire at once. Under `inactivity`, activity while a lot was wholly held
+    (nothing left in it to push back) pushes its expiry back now, as it would have then."""
     asset = redemption.asset
+    available = book.account(member, asset, AccountKind.AVAILABLE)
+    debt = max(0, -available.balance)
     posted = book.move(
         member=member,
         asset=asset,
         source=book.account(member, asset, AccountKind.HELD),
-        target=book.account(member, asset, AccountKind.AVAILABLE),
+        target=available,
         amount=redemption.points,
         kind=TransactionKind.VOID,
         redemption=redemption,
@@ -186,6 +196,7 @@ def hold_release(book: Book, *, member: Member, redemption: Redemption, status: 
     taken = LotMovement.objects.filter(
         transaction__redemption=redemption, transaction__kind=TransactionKind.HOLD
     ).select_related("lot__order")
+    lapse = _inactivity_lapse(member)
     for movement in taken:
         lot = open_lots.get(movement.lot_id)
         if lot is None:  # spent down to nothing: it comes back into the book's open lots
@@ -194,9 +205,30 @@ def hold_release(book: Book, *, member: Member, redemption: Redemption, status: 
             book.lots(member, asset).append(lot)
             open_lots[lot.pk] = lot
         book.change_lot(lot, posted, -movement.amount)
+        if lot.state == LotState.EXPIRED:  # the rest of it expired meanwhile: these points follow
+            lot.state = LotState.AVAILABLE
+        elif lapse and lot.expires_at and member.last_activity_at < lot.expires_at < lapse:
+            lot.expires_at = lapse
     book.sort_lots(book.lots(member, asset))
+    if debt:
+        lots_consume(
+            book,
+            member=member,
+            asset=asset,
+            amount=min(debt, redemption.points),
+            posted=posted,
+            states=(LotState.AVAILABLE,),
+        )
     redemption.status, redemption.settled_at = status, book.now
     redemption.save(update_fields=["status", "settled_at"])
+
+
+def _inactivity_lapse(member: Member) -> datetime | None:
+    """Under `inactivity`, when the member's points lapse given their last activity."""
+    program = member.program
+    if program.expiry_policy != ExpiryPolicy.INACTIVITY or member.last_activity_at is None:
+        return None
+    return add_months(member.last_activity_at, program.expiry_months)
 
 
 def holds_release_expired(book: Book, *, member: Member) -> None:

@@ -157,3 +157,64 @@ def test_a_hold_that_runs_out_after_its_lots_expired_gives_nothing_back(program,
     assert pts(member, later) == {"available": 0, "pending": 0, "held": 0}  # the read, before any job
     holds_expire(later)
     assert pts(member, later) == {"available": 0, "pending": 0, "held": 0}  # the books agree
+
+
+def test_voiding_a_hold_whose_lot_expired_meanwhile_expires_those_points(program, member, staff):
+    # Given a lot expiring on 1 August, 500 of its 1,000 points held ten minutes before it expires
+    from loyalty.models import ExpiryPolicy
+    from loyalty.services.settlement import points_expire
+
+    program.expiry_policy, program.expiry_months = ExpiryPolicy.FIXED, 1
+    program.save()
+    points_adjust(member=member, points=1000, reason="gift", staff_user=staff, now=JUNE)
+    lot = Lot.objects.get(member=member)
+    before = lot.expires_at - timedelta(minutes=10)
+    redemption = hold(program, 500, now=before, ttl_seconds=3600)
+
+    # When the expiry job takes the other 500, then the hold is voided
+    points_expire(lot.expires_at + timedelta(minutes=1))
+    redemption_void(program=program, redemption_id=redemption.pk, now=lot.expires_at + timedelta(minutes=5))
+
+    # Then the 500 held come back only to expire: nothing is left, the lot is expired, the books agree
+    later = lot.expires_at + timedelta(hours=2)
+    assert pts(member, later) == {"available": 0, "pending": 0, "held": 0}
+    lot.refresh_from_db()
+    assert (lot.state, lot.remaining) == ("expired", 0)
+    holds_expire(later)  # and the jobs have nothing left to trip on
+
+
+def test_voiding_a_hold_into_an_overdrawn_balance_pays_the_debt_first(program, member):
+    # Given policy `unlimited`: 600 points matured, 500 of them held, the order then cancelled
+    from loyalty.models import RefundPolicy
+    from loyalty.services.orders import order_cancel
+
+    program.refund_policy = RefundPolicy.UNLIMITED
+    program.save()
+    order = place_order(program, member, "600.00", now=JUNE)
+    assert order.points_earned == 600
+    redemption = hold(program, 500, now=NOW)
+    order_cancel(program=program, order_external_id=order.external_id, now=NOW)
+    assert pts(member) == {"available": -500, "pending": 0, "held": 500}
+
+    # When the hold is voided, then its points pay the debt: nothing left in the balance or the lots
+    redemption_void(program=program, redemption_id=redemption.pk, now=NOW)
+    assert pts(member) == {"available": 0, "pending": 0, "held": 0}
+    assert sum(Lot.objects.filter(member=member).values_list("remaining", flat=True)) == 0
+
+
+def test_activity_while_a_lot_was_wholly_held_pushes_back_its_expiry_on_void(program, member, staff):
+    # Given the demo's inactivity policy: every point of the only lot held
+    points_adjust(member=member, points=500, reason="gift", staff_user=staff, now=JUNE)
+    lot = Lot.objects.get(member=member)
+    redemption = hold(program, 500, now=NOW)
+
+    # When the member orders again a year later and then the hold is voided
+    later = lot.expires_at - timedelta(days=10)
+    place_order(program, member, "5.00", now=later)
+    redemption_void(program=program, redemption_id=redemption.pk, now=later)
+
+    # Then the returned points expire with the rest, from the last activity, not on the old date
+    lot.refresh_from_db()
+    member.refresh_from_db()
+    assert lot.expires_at > later + timedelta(days=300)
+    assert pts(member, lot.expires_at - timedelta(days=1))["available"] >= 500

@@ -171,3 +171,42 @@ def test_refund_by_lines_when_the_order_has_the_same_sku_on_two_lines(program, m
     assert last.points_due == 70
     order.refresh_from_db()
     assert (order.status, order.points_reversed, order.spend_base.amount) == (OrderStatus.REFUNDED, 100, 0)
+
+
+@pytest.mark.parametrize("quantity, price, discount", [(6, "1.67", "0.02"), (3, "3.34", "0.02")])
+def test_a_lines_refunds_one_unit_at_a_time_add_up_to_its_net_exactly(program, member, quantity, price, discount):
+    # Given one line of N units whose net (10.00) does not split into whole cents per unit
+    line = LineDraft(
+        sku="S", category="makeup", quantity=quantity, unit_price=Decimal(price), discount=Decimal(discount)
+    )
+    order = place_order(program, member, placed_at=JUNE, lines=[line])
+    assert order.merchandise.amount == Decimal("10.00")
+
+    # When every unit is refunded one refund at a time, then the last unit can be refunded too
+    refunds = [refund(program, order, rid=f"R{i}", lines=[RefundLine(sku="S", quantity=1)]) for i in range(quantity)]
+
+    # ... and together they are the whole order: its money, its points, its status
+    order.refresh_from_db()
+    assert sum(r.amount.amount for r in refunds) == Decimal("10.00")
+    assert sum(r.points_reversed for r in refunds) == order.points_earned
+    assert order.status == OrderStatus.REFUNDED
+    assert order.spend_base.amount == 0
+
+
+def test_a_hold_that_ran_out_does_not_lower_what_the_order_earns(program, member, staff):
+    # Given a hold for order O-1 whose time ran out (it will be voided, not captured)
+    from loyalty.services.adjustments import points_adjust
+
+    points_adjust(member=member, points=1000, reason="funds", staff_user=staff, now=JUNE)
+    redemption_hold(
+        program=program,
+        member_external_id=member.external_id,
+        points=500,
+        order_external_id="O-1",
+        ttl_seconds=60,
+        now=JUNE,
+    )
+
+    # When the order is placed after that, then it earns on all of its merchandise
+    order = place_order(program, member, "100.00", external_id="O-1", now=JUNE + timedelta(minutes=5))
+    assert order.points_earned == 100
