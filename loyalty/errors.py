@@ -111,6 +111,10 @@ class InvalidInput(LoyaltyError):
     code, status, title = "invalid_input", 400, "Invalid input"
 
 
+class AmountTooLarge(InvalidInput):
+    code, title = "amount_too_large", "An amount is larger than the books can hold"
+
+
 class UnknownCurrency(InvalidInput):
     code, title = "unknown_currency", "Not a currency this system knows (ISO 4217 code expected)"
 

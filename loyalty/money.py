@@ -33,6 +33,9 @@ def has_valid_precision(amount: Decimal, currency: str) -> bool:
     return amount == amount.quantize(quantum(currency), rounding=ROUND_FLOOR)
 
 
+MAX_MONEY = Decimal("999999999999.99")  # what an amount column holds (14 digits, 2 decimals)
+
+
 def to_base(amount: Decimal, *, rate: Decimal, base_currency: str) -> Decimal:
     """An amount in the order's currency, in the base currency at the order's FX snapshot."""
     return money_round(amount * rate, base_currency)

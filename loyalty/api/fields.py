@@ -31,6 +31,24 @@ def currency_validate(value: str) -> str:
     return code
 
 
+class ExternalIdField(serializers.CharField):
+    """The shop's id of a member or an order: it becomes part of URLs (`/orders/{id}/`), so no `/`,
+    and not a word those URLs use for something else."""
+
+    def __init__(self, *, reserved: frozenset[str] = frozenset(), **kwargs):
+        self.reserved = reserved
+        kwargs.setdefault("max_length", 128)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if "/" in value:
+            raise serializers.ValidationError("May not contain '/': it is part of the resource's URL.")
+        if value in self.reserved:
+            raise serializers.ValidationError(f"{value!r} is reserved (a path of the API).")
+        return value
+
+
 class CurrencyField(serializers.CharField):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 3)
@@ -88,6 +106,7 @@ class BoundedJSONField(serializers.DictField):
     default_error_messages = {
         "too_large": "At most {max_bytes} bytes of JSON.",
         "too_deep": "At most {max_depth} levels of nesting.",
+        "nul": "Text may not contain the NUL character (\\u0000).",
     }
 
     def __init__(self, *, max_bytes: int = 4096, max_depth: int = 4, **kwargs):
@@ -100,6 +119,8 @@ class BoundedJSONField(serializers.DictField):
             self.fail("too_large", max_bytes=self.max_bytes)
         if _depth(value) > self.max_depth:
             self.fail("too_deep", max_depth=self.max_depth)
+        if "\\u0000" in json.dumps(value, default=str):  # PostgreSQL's jsonb cannot store it
+            self.fail("nul")
         return value
 
 

@@ -35,7 +35,9 @@ def idempotent(handler):
             raise InvalidIdempotencyKey()
         program = request_program(request)
         raw = request._request.body  # read before DRF parses it (it re-reads from the cached bytes)
-        fingerprint = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(), raw])).hexdigest()
+        fingerprint = hashlib.sha256(
+            b"\n".join([request.method.encode(), request.path.encode(), _canonical(raw)])
+        ).hexdigest()
         with transaction.atomic():
             record_id = _claim(program.pk, key, fingerprint)
             if record_id is None:
@@ -62,6 +64,15 @@ def idempotent(handler):
         return response
 
     return wrapper
+
+
+def _canonical(raw: bytes) -> bytes:
+    """The same JSON however its keys are ordered or spaced (a retry may rebuild its body);
+    anything that is not JSON as it is."""
+    try:
+        return json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, RecursionError):
+        return raw
 
 
 def _claim(program_id: int, key: str, fingerprint: str) -> int | None:

@@ -7,7 +7,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loyalty.api.fields import MoneyField
+from loyalty.api.fields import ExternalIdField, MoneyField
 from loyalty.api.idempotency import idempotent
 from loyalty.api.permissions import request_program
 from loyalty.api.schema import IDEMPOTENCY_KEY, problems
@@ -21,7 +21,7 @@ from tiers.selectors import tier_progress
 
 
 class MemberIn(serializers.Serializer):
-    external_id = serializers.CharField(max_length=128)
+    external_id = ExternalIdField()
     email = serializers.EmailField(max_length=254)
     first_name = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
     last_name = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")

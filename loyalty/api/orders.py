@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from loyalty import errors
 from loyalty.api.errors import flatten_errors, problem
-from loyalty.api.fields import BoundedJSONField, CurrencyField, MoneyField
+from loyalty.api.fields import BoundedJSONField, CurrencyField, ExternalIdField, MoneyField
 from loyalty.api.idempotency import idempotent
 from loyalty.api.permissions import request_program
 from loyalty.api.schema import IDEMPOTENCY_KEY, Problem, problems
@@ -36,7 +36,7 @@ class LineIn(serializers.Serializer):
 
 
 class OrderIn(serializers.Serializer):
-    external_id = serializers.CharField(max_length=128)
+    external_id = ExternalIdField(reserved=frozenset({"quote", "batch"}))  # /orders/quote/, /orders/batch/
     member = serializers.CharField(max_length=128, help_text="The member's external_id")
     currency = CurrencyField()
     lines = LineIn(many=True, allow_empty=False, max_length=MAX_LINES)
@@ -187,8 +187,10 @@ class OrderQuoteApi(APIView):
         operation_id="orders_quote",
         request=OrderIn,
         responses={200: QuoteOut, **problems(400, 404, 422)},
+        parameters=[IDEMPOTENCY_KEY],
         summary="What an order would earn; no side effects",
     )
+    @idempotent
     def post(self, request):
         program = request_program(request)
         data = OrderIn(data=request.data)
@@ -286,16 +288,21 @@ class OrderRefundApi(APIView):
         data = RefundIn(data=request.data)
         data.is_valid(raise_exception=True)
         amount = data.validated_data.get("amount")
-        if amount and amount[1]:
+        if amount:
             order_currency = (
                 Order.objects.filter(program=program, external_id=external_id)
                 .values_list("currency", flat=True)
                 .first()
             )
-            if order_currency and amount[1] != order_currency:
+            if order_currency and amount[1] and amount[1] != order_currency:
                 raise errors.InvalidInput(
                     f"The refund must be in the order's currency {order_currency}",
                     errors=[{"field": "amount.currency", "message": "not the order's currency"}],
+                )
+            if order_currency and not has_valid_precision(amount[0], order_currency):
+                raise errors.InvalidInput(
+                    f"Too many decimals for {order_currency}",
+                    errors=[{"field": "amount", "message": f"too many decimals for {order_currency}"}],
                 )
         refund = order_refund(
             program=program,

@@ -12,6 +12,10 @@ class NewestFirstCursorPagination(CursorPagination):
 
     def decode_cursor(self, request):
         try:
-            return super().decode_cursor(request)
-        except NotFound:  # a bad cursor is bad input, not a missing resource
+            cursor = super().decode_cursor(request)
+            ordering = (self.ordering,) if isinstance(self.ordering, str) else tuple(self.ordering)
+            if cursor is not None and cursor.position is not None and ordering[0].lstrip("-") == "id":
+                int(cursor.position)  # a forged position would fail in the query instead
+            return cursor
+        except (NotFound, ValueError, TypeError):  # a bad cursor is bad input, not a missing resource
             raise ValidationError({"cursor": ["This cursor is not valid; start again without it."]})

@@ -36,6 +36,7 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 )
 
 COMMON = {
+    "400": "Invalid input (e.g. a NUL character in the URL)",
     "401": "No API key, or an unknown or revoked one",
     "403": "The API key lacks the endpoint's scope",
     "429": "Rate limited (see Retry-After)",

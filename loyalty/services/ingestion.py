@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from loyalty import errors
@@ -38,7 +38,7 @@ from loyalty.money import from_base
 from loyalty.services.earning import ZERO, OrderDraft, earn_calculate, earn_rules_active
 from loyalty.services.ledger import Book
 from loyalty.services.locks import members_lock
-from loyalty.services.orders import order_place
+from loyalty.services.orders import order_amounts_check, order_place
 from loyalty.services.points import activity_record_many, points_credit
 from tiers.selectors import tier_for_spend, tier_pinned, tier_policy, tiers_ranked, window_bounds
 from tiers.services import tier_refresh, tier_spend_apply
@@ -89,6 +89,11 @@ def orders_place_bulk(*, program: Program, drafts: list[OrderDraft], now: dateti
                 ),
             )
         else:
+            try:
+                order_amounts_check(draft, fx_rate=rates[draft.currency], base_currency=program.base_currency)
+            except errors.AmountTooLarge as error:
+                results[i] = Placed(draft.external_id, "rejected", error=error)
+                continue
             seen.add(draft.external_id)
             todo.append(i)
     if todo:
@@ -152,8 +157,8 @@ def _place(program, drafts, todo, results, rates, now) -> None:
             program=program,
             member__in=by_member,
             order_external_id__in=[drafts[i].external_id for i in placing],
-            status__in=[RedemptionStatus.HELD, RedemptionStatus.CAPTURED],
         )
+        .filter(Q(status=RedemptionStatus.CAPTURED) | Q(status=RedemptionStatus.HELD, expires_at__gt=now))
         .values("order_external_id")
         .annotate(v=Sum("value"))
         .values_list("order_external_id", "v")

@@ -25,7 +25,7 @@ from loyalty.models import (
     RefundPolicy,
     TransactionKind,
 )
-from loyalty.money import from_base, money_round, points_floor, to_base
+from loyalty.money import MAX_MONEY, from_base, money_round, points_floor, to_base
 from loyalty.services.earning import ZERO, Earning, OrderDraft, earn_calculate, earn_rules_active
 from loyalty.services.ledger import Book
 from loyalty.services.locks import member_lock, members_lock
@@ -43,6 +43,16 @@ def fx_rate_get(*, program: Program, currency: str) -> Decimal:
     if rate is None:
         raise errors.CurrencyNotAccepted(f"{program.code} does not accept {currency}", currency=currency)
     return rate
+
+
+def order_amounts_check(draft: OrderDraft, *, fx_rate: Decimal, base_currency: str) -> None:
+    """An order whose total, in its currency or in the base currency, the books cannot hold."""
+    total = draft.total
+    if max(total, to_base(total, rate=fx_rate, base_currency=base_currency)) > MAX_MONEY:
+        raise errors.AmountTooLarge(
+            f"Order {draft.external_id}: a total of {total} {draft.currency} is more than the books can hold",
+            errors=[{"field": "lines", "message": f"the order's total may be at most {MAX_MONEY} in any currency"}],
+        )
 
 
 def _points_payment(*, program: Program, member, draft: OrderDraft, fx_rate: Decimal, now: datetime) -> Decimal:
@@ -112,6 +122,7 @@ def order_place(*, program: Program, draft: OrderDraft, now: datetime | None = N
 @transaction.atomic
 def _order_place(*, program: Program, draft: OrderDraft, now: datetime) -> Order:
     fx_rate = fx_rate_get(program=program, currency=draft.currency)
+    order_amounts_check(draft, fx_rate=fx_rate, base_currency=program.base_currency)
     member = member_lock(program=program, external_id=draft.member)
     if member.status == MemberStatus.CLOSED:
         raise errors.MemberClosed()

@@ -120,6 +120,10 @@ def test_second_post_of_the_same_order_without_a_key_is_409(api, member):
             "lines[0].discount",
         ),
         ({"lines": []}, 400, "validation_error", "lines"),
+        ({"lines": [{"sku": "A", "quantity": 2, "unit_price": "999999999999"}]}, 400, "amount_too_large", "lines"),
+        ({"external_id": "a/b"}, 400, "validation_error", "external_id"),
+        ({"external_id": "quote"}, 400, "validation_error", "external_id"),
+        ({"metadata": {"note": "x\u0000y"}}, 400, "validation_error", "metadata"),
         ({"member": "ghost"}, 404, "member_not_found", None),
         (
             {"currency": "JPY", "lines": [{"sku": "A", "quantity": 1, "unit_price": "100.5"}]},
@@ -160,7 +164,67 @@ def test_refund_problems(api, member):
     assert_problem(
         api.post("/api/v1/orders/O-1/refunds/", {"external_id": "R"}, format="json"), 400, "validation_error"
     )
+    assert_problem(  # more decimals than the currency has
+        api.post("/api/v1/orders/O-1/refunds/", {"external_id": "R", "amount": "0.004"}, format="json"),
+        400,
+        "invalid_input",
+    )
     assert not Transaction.objects.filter(kind="clawback").exists()
+    assert not Order.objects.get(external_id="O-1").refunds.exists()
+
+
+def test_hostile_input_gets_a_4xx_never_a_500(api, member):
+    # A NUL character in a path, in a query, or in a stored JSON object
+    assert_problem(api.get("/api/v1/members/an%00na/"), 400, "invalid_input")
+    assert_problem(api.get("/api/v1/members/anna/transactions/?cursor=%00"), 400, "invalid_input")
+    assert_problem(
+        api.post("/api/v1/events/", {"member": "anna", "type": "x", "properties": {"a": "x\u0000y"}}, format="json"),
+        400,
+        "validation_error",
+    )
+    # JSON nested deeper than Python parses
+    assert_problem(api.post("/api/v1/orders/", "[" * 5000, content_type="application/json"), 400, "malformed_json")
+    # A forged cursor (a valid encoding of a position that is not an id)
+    import base64
+
+    forged = base64.b64encode(b"p=abc").decode()
+    assert_problem(api.get(f"/api/v1/members/anna/transactions/?cursor={forged}"), 400, "validation_error")
+    assert_problem(api.get(f"/api/v1/rewards/?cursor={forged}"), 400, "validation_error")
+    assert not Event.objects.filter(type="x").exists()
+
+
+def test_an_order_too_large_for_the_books_after_conversion_is_refused(api, member, program):
+    # Just under the limit in EUR, over it in the base currency at the program's EUR rate (above 1)
+    body = order_body(currency="EUR", lines=[{"sku": "A", "quantity": 1, "unit_price": "999999999999"}])
+    assert_problem(api.post("/api/v1/orders/", body, format="json"), 400, "amount_too_large")
+    batch = api.post("/api/v1/orders/batch/", {"orders": [body, order_body(external_id="O-2")]}, format="json")
+    assert batch.status_code == 200, batch.content
+    results = {r["external_id"]: r for r in batch.json()["results"]}
+    assert results["O-1"]["status"] == "rejected" and results["O-1"]["problem"]["code"] == "amount_too_large"
+    assert results["O-2"]["status"] == "created"
+    assert list(Order.objects.values_list("external_id", flat=True)) == ["O-2"]
+
+
+def test_a_retry_may_rebuild_its_body_in_another_key_order(api, member):
+    first = order_body()
+    again = dict(reversed(list(first.items())))
+    assert api.post("/api/v1/orders/", first, format="json", HTTP_IDEMPOTENCY_KEY="k").status_code == 201
+    replay = api.post("/api/v1/orders/", again, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
+    assert Order.objects.count() == 1
+
+
+def test_a_quote_takes_an_idempotency_key_too(api, member):
+    first = api.post("/api/v1/orders/quote/", order_body(), format="json", HTTP_IDEMPOTENCY_KEY="q")
+    assert first.status_code == 200
+    assert (
+        api.post("/api/v1/orders/quote/", order_body(), format="json", HTTP_IDEMPOTENCY_KEY="q")["Idempotent-Replayed"]
+        == "true"
+    )
+    other = order_body(lines=[{"sku": "B", "quantity": 1, "unit_price": "5.00"}])
+    assert_problem(
+        api.post("/api/v1/orders/quote/", other, format="json", HTTP_IDEMPOTENCY_KEY="q"), 409, "idempotency_key_reused"
+    )
 
 
 # --- redemptions and rewards --------------------------------------------------------------------

@@ -57,8 +57,13 @@ def test_bulk_gives_exactly_what_one_by_one_gives(program, member_factory, staff
             member=program.members.get(external_id=f"{prefix}2"), points=500, reason="funds", staff_user=staff, now=JUNE
         )
         redemption_hold(
-            program=program, member_external_id=f"{prefix}2", points=500, order_external_id=f"{prefix}-8", now=JUNE
-        )  # 10 USD of order 8 paid with points
+            program=program,
+            member_external_id=f"{prefix}2",
+            points=500,
+            order_external_id=f"{prefix}-8",
+            ttl_seconds=7 * 86400,
+            now=JUNE,
+        )  # 10 USD of order 8 paid with points (still held when the orders come)
     now = JUNE + timedelta(days=5)
     for draft in drafts_for("one", PLAN):
         order_place(program=program, draft=draft, now=now)
