@@ -4,9 +4,10 @@
     .venv/bin/python bench/bench_gamification.py [--quick] [--keep] [--orders 100000] [--active 10000]
                                                  [--sizes 10000,100000] [--concurrency 1]
 
-The default is the issue's size: about 330,000 events per member count, which takes hours on the
-shared 2-core machine (20-40 events/s through one worker there); `--orders 2000 --active 200` keeps
-the same shape in about 10 minutes per member count (bench/results/gamification.md).
+The default is the issue's size: about 330,000 events per member count (430,000 with those they
+raise). With `--concurrency 2` on the idle 2-core machine that is about 80 minutes for both member
+counts (~27 min of worker time and ~11 min of baseline each); `--orders 2000 --active 200` keeps
+the same shape in a few minutes per member count (bench/results/gamification.md).
 
 The program is the demo one with 10 active badges (the demo's 8, "Skincare lover" and "VIB") and 5
 running challenges (3 orders, 50 USD of skincare a month, 300 USD a month, 2 currencies, and an
