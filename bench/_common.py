@@ -37,6 +37,19 @@ def log(*parts) -> None:
     print(*parts, flush=True)
 
 
+def dsn(db: str) -> str:
+    """A libpq URL of a database on the benchmark server."""
+    return f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{db}"
+
+
+def admin(sql: str) -> None:
+    """Run one statement outside any transaction (CREATE/DROP DATABASE) on the server."""
+    import psycopg
+
+    with psycopg.connect(dsn("postgres"), autocommit=True) as conn:
+        conn.execute(sql)
+
+
 def args_parse(description: str, **extra) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of seconds")

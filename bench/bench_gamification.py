@@ -51,11 +51,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import psycopg
+from _common import admin, dsn
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 CELERY = str(Path(PY).parent / "celery")
-HOST, USER = "127.0.0.1", "postgres"
 DB, CLONE, TEMPLATE = "bench_gamification", "bench_gamification_baseline", "bench_gamification_template"
 BROKER = os.environ.get("BENCH_GAMIFICATION_BROKER", "redis://127.0.0.1:6379/10")
 FX = {"USD": Decimal("1"), "EUR": Decimal("1.08"), "GBP": Decimal("1.27"), "CAD": Decimal("0.73")}
@@ -102,15 +102,6 @@ Challenge.objects.create(program=program, code="autumn-club", name="Autumn club 
 assert Badge.objects.filter(program=program, active=True).count() == 10
 assert Challenge.objects.filter(program=program, active=True).count() == 5
 """
-
-
-def dsn(db: str) -> str:
-    return f"postgresql://{USER}@{HOST}:5432/{db}"
-
-
-def admin(sql: str) -> None:
-    with psycopg.connect(dsn("postgres"), autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def log(msg: str) -> None:

@@ -38,6 +38,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
+from _common import admin, dsn
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
@@ -52,15 +53,6 @@ THRESHOLDS = [0, 35000, 100000]  # cents: Insider, VIB, Rouge
 PREV_TIER_WEIGHTS = [20, 40, 40]  # the tier carried over from 2024: Insider, VIB, Rouge
 SPEND_WEIGHTS = [45, 35, 20]  # 2025 spend bucket: < 350, 350..999.99, >= 1000
 TARGET_SECONDS = 60.0
-
-
-def dsn(db: str) -> str:
-    return f"postgresql://{USER}@{HOST}:5432/{db}"
-
-
-def admin(sql: str) -> None:
-    with psycopg.connect(dsn("postgres"), autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def django_env(db: str) -> dict:
