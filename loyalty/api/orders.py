@@ -2,7 +2,9 @@
 
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.db.models import prefetch_related_objects
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -12,12 +14,12 @@ from rest_framework.views import APIView
 
 from loyalty import errors
 from loyalty.api.errors import flatten_errors, problem
-from loyalty.api.fields import BoundedJSONField, CurrencyField, ExternalIdField, MoneyField
+from loyalty.api.fields import MAX_AMOUNT, BoundedJSONField, CurrencyField, ExternalIdField, MoneyField
 from loyalty.api.idempotency import idempotent
 from loyalty.api.permissions import request_program
 from loyalty.api.schema import IDEMPOTENCY_KEY, Problem, problems
-from loyalty.models import Order, OrderStatus, Scope
-from loyalty.money import has_valid_precision, money_dict
+from loyalty.models import Order, OrderLine, OrderStatus, Scope
+from loyalty.money import Money, has_valid_precision, money_dict
 from loyalty.services.earning import ZERO, LineDraft, OrderDraft
 from loyalty.services.ingestion import MAX_BATCH, orders_place_bulk
 from loyalty.services.orders import RefundLine, order_cancel, order_place, order_quote, order_refund
@@ -151,14 +153,137 @@ class OrderOut(serializers.Serializer):
 
 
 def orders_validate(bodies: Iterable) -> Iterator[tuple[OrderDraft | None, Exception | None]]:
-    """Validate many order bodies with one serializer, whose fields are built once instead of deep-copied
-    for every order (batches and imports); -> (draft, None) or (None, the error) per body."""
+    """Validate many order bodies (batches and imports); -> (draft, None) or (None, the error) per body.
+
+    A body in the plain shape every checkout sends is read by `OrderLean`, which gives the draft
+    `OrderIn` would give at a fraction of its cost; any other body (a bad one, or one `OrderIn` would
+    have to coerce) goes through `OrderIn`, whose fields are built once for all the bodies, so every
+    error is worded by the serializer."""
     serializer = OrderIn()
+    lean = OrderLean(serializer)
     for body in bodies:
+        draft = lean.draft(body)
+        if draft is not None:
+            yield draft, None
+            continue
         try:
             yield serializer.run_validation(body)["draft"], None
         except (serializers.ValidationError, errors.LoyaltyError) as exc:
             yield None, exc
+
+
+class _Undecided(Exception):
+    """Not a body OrderLean reads: OrderIn decides."""
+
+
+class OrderLean:
+    """`OrderIn`'s validation for bodies in the plain shape: strings as they are (ASCII, trimmed),
+    integers, booleans, amounts as strings or integers (or {"amount", "currency"} in the order's
+    currency), all valid. -> the very draft `OrderIn` gives, or None when the body is anything else
+    (then OrderIn decides, and words the errors). tests/loyalty/test_ingestion.py holds the two equal."""
+
+    def __init__(self, serializer: OrderIn):
+        fields, line = serializer.fields, serializer.fields["lines"].child.fields
+        self.reserved = fields["external_id"].reserved
+        self.id_max, self.member_max = fields["external_id"].max_length, fields["member"].max_length
+        self.fingerprint_max, self.device_max = fields["payment_fingerprint"].max_length, fields["device_id"].max_length
+        self.sku_max, self.category_max = line["sku"].max_length, line["category"].max_length
+        self.quantity_min, self.quantity_max = line["quantity"].min_value, line["quantity"].max_value
+        self.lines_max = serializer.fields["lines"].max_length
+        self.placed_at, self.metadata = fields["placed_at"], fields["metadata"]
+
+    def draft(self, body) -> OrderDraft | None:
+        try:
+            return self._draft(body)
+        except (_Undecided, serializers.ValidationError, errors.LoyaltyError):
+            return None
+
+    def _draft(self, body) -> OrderDraft:
+        if type(body) is not dict:
+            raise _Undecided
+        external_id = _text(body.get("external_id"), self.id_max)
+        if "/" in external_id or external_id in self.reserved:
+            raise _Undecided
+        currency = body.get("currency")
+        if type(currency) is not str or len(currency) != 3 or currency not in settings.CURRENCIES:
+            raise _Undecided
+        lines = body.get("lines")
+        if type(lines) is not list or not 0 < len(lines) <= self.lines_max:
+            raise _Undecided
+        placed_at = None
+        if "placed_at" in body:
+            placed_at = self.placed_at.run_validation(body["placed_at"])
+            if placed_at > timezone.now() + FUTURE_TOLERANCE:
+                raise _Undecided
+        return OrderDraft(
+            external_id=external_id,
+            member=_text(body.get("member"), self.member_max),
+            currency=currency,
+            lines=tuple([self._line(line, currency) for line in lines]),
+            shipping=_amount(body["shipping"], currency) if "shipping" in body else ZERO,
+            tax=_amount(body["tax"], currency) if "tax" in body else ZERO,
+            placed_at=placed_at,
+            payment_fingerprint=_text(body.get("payment_fingerprint", ""), self.fingerprint_max, blank=True),
+            device_id=_text(body.get("device_id", ""), self.device_max, blank=True),
+            metadata=self.metadata.run_validation(body["metadata"]) if "metadata" in body else {},
+        )
+
+    def _line(self, line, currency: str) -> LineDraft:
+        if type(line) is not dict:
+            raise _Undecided
+        quantity = line.get("quantity")
+        if type(quantity) is not int or not self.quantity_min <= quantity <= self.quantity_max:
+            raise _Undecided
+        unit_price = _amount(line.get("unit_price"), currency, positive=True)
+        discount = _amount(line["discount"], currency) if "discount" in line else ZERO
+        if discount > unit_price * quantity:
+            raise _Undecided
+        gift_card = line.get("gift_card", False)
+        if type(gift_card) is not bool:
+            raise _Undecided
+        return LineDraft(
+            sku=_text(line.get("sku"), self.sku_max),
+            category=_text(line.get("category", ""), self.category_max, blank=True),
+            quantity=quantity,
+            unit_price=unit_price,
+            discount=discount,
+            gift_card=gift_card,
+        )
+
+
+def _text(value, max_length: int, *, blank: bool = False) -> str:
+    """A string DRF's CharField keeps as it is: printable ASCII (no NUL, no surrogate), nothing to trim."""
+    if type(value) is not str or len(value) > max_length or not (value.isascii() and value.isprintable()):
+        raise _Undecided
+    if not value:
+        if blank:
+            return value
+        raise _Undecided
+    if value[0] == " " or value[-1] == " ":
+        raise _Undecided
+    return value
+
+
+def _amount(value, currency: str, *, positive: bool = False) -> Decimal:
+    """What MoneyField and OrderIn.validate make of an amount in the order's currency, when valid."""
+    if type(value) is dict:
+        if value.get("currency") and value.get("currency") != currency:
+            raise _Undecided
+        value = value.get("amount")
+    if type(value) is str:
+        try:
+            amount = Decimal(value)
+        except InvalidOperation:
+            raise _Undecided from None
+    elif type(value) is int:
+        amount = Decimal(str(value))
+    else:
+        raise _Undecided
+    if not amount.is_finite() or amount < 0 or (positive and amount == 0) or amount > MAX_AMOUNT:
+        raise _Undecided
+    if not has_valid_precision(amount, currency):
+        raise _Undecided
+    return amount
 
 
 def order_representation(order: Order) -> dict:
@@ -388,21 +513,97 @@ class OrderBatchApi(APIView):
             drafts.append(draft)
             positions.append(i)
         placed = orders_place_bulk(program=program, drafts=drafts)
-        prefetch_related_objects([p.order for p in placed if p.order], "lines", "refunds")
+        # Orders placed by this batch are shown from what it wrote (their lines are in memory, they have
+        # no refunds); orders that were there already are read with their lines and refunds.
+        there = [p.order for p in placed if p.order is not None and p.lines is None]
+        prefetch_related_objects(there, "lines", "refunds")
+        shown = iter(OrderOut(there, many=True).data)
         for i, result in zip(positions, placed, strict=True):
-            results[i] = (
-                _rejected(i, result.external_id, result.error)
-                if result.error
-                else {
-                    "index": i,
-                    "external_id": result.external_id,
-                    "status": result.status,
-                    "order": result.order,
-                    "problem": None,
-                }
-            )
+            if result.error:
+                results[i] = _rejected(i, result.external_id, result.error)
+                continue
+            results[i] = {
+                "index": i,
+                "external_id": result.external_id,
+                "status": result.status,
+                "order": order_out_new(result.order, result.lines) if result.lines is not None else next(shown),
+                "problem": None,
+            }
         counts = {status: sum(r["status"] == status for r in results) for status in ("created", "exists", "rejected")}
-        return Response(BatchOut({**counts, "results": results}).data)
+        return Response({**counts, "results": batch_results_out(results)})
+
+
+def batch_results_out(results: list[dict]) -> list:
+    """BatchOut's `results`, with each order already shown (`order_out_new` or OrderOut): the rows of
+    placed orders are plain values; rejected rows go through BatchResultOut (their problem's shape)."""
+    rejected = iter(BatchResultOut([r for r in results if r["order"] is None], many=True).data)
+    return [
+        {
+            "index": int(r["index"]),
+            "external_id": str(r["external_id"]),
+            "status": r["status"],
+            "order": r["order"],
+            "problem": None,
+        }
+        if r["order"] is not None
+        else next(rejected)
+        for r in results
+    ]
+
+
+_DATETIME = serializers.DateTimeField()
+_FX_RATE = OrderOut().fields["fx_rate"]
+
+
+def order_out_new(order: Order, lines: list[OrderLine]) -> dict:
+    """`OrderOut(order).data` for an order placed just now, whose lines are given and which has no
+    refunds: the same values without DRF's machinery per field, or a Money built per amount (a
+    batch shows a thousand). tests/loyalty/test_ingestion.py holds it equal to OrderOut."""
+    values = order.__dict__
+    currency, base = order.currency, order.base_currency
+    status = order.status
+    if status == OrderStatus.PENDING and order.available_at <= timezone.now():
+        status = OrderStatus.COMPLETED  # OrderOut.get_status
+    return {
+        "external_id": str(order.external_id),
+        "member": str(order.member.external_id),
+        "status": status,
+        "placed_at": _DATETIME.to_representation(order.placed_at),
+        "currency": str(currency),
+        "fx_rate": _FX_RATE.to_representation(order.fx_rate),
+        "merchandise": money_dict(_amount_of(values["merchandise"]), currency),
+        "shipping": money_dict(_amount_of(values["shipping"]), currency),
+        "tax": money_dict(_amount_of(values["tax"]), currency),
+        "total": money_dict(_amount_of(values["total"]), currency),
+        "points_payment": money_dict(_amount_of(values["points_payment"]), currency),
+        "qualifying": money_dict(_amount_of(values["qualifying"]), currency),
+        "qualifying_base": money_dict(_amount_of(values["qualifying_base"]), base),
+        "spend_base": money_dict(_amount_of(values["spend_base"]), base),
+        "refunded": money_dict(_amount_of(values["refunded"]), currency),
+        "points_earned": int(order.points_earned),
+        "points_reversed": int(order.points_reversed),
+        "breakdown": [None if item is None else {str(k): v for k, v in item.items()} for item in order.earn_breakdown],
+        "available_at": _DATETIME.to_representation(order.available_at),
+        "lines": [
+            {
+                "sku": str(line.sku),
+                "category": str(line.category),
+                "quantity": int(line.quantity),
+                "unit_price": money_dict(_amount_of(line.__dict__["unit_price"]), line.currency),
+                "discount": money_dict(_amount_of(line.__dict__["discount"]), line.currency),
+                "net": money_dict(_amount_of(line.__dict__["net"]), line.currency),
+                "gift_card": bool(line.gift_card),
+                "refunded_quantity": int(line.refunded_quantity),
+            }
+            for line in lines
+        ],
+        "refunds": [],
+    }
+
+
+def _amount_of(value):
+    """A MoneyField's stored value (a Decimal, or a Money once read through the field) as an amount."""
+    return value.amount if isinstance(value, Money) else value
 
 
 def _rejected(index: int, external_id, exc) -> dict:

@@ -40,6 +40,7 @@ from loyalty.services.ledger import Book
 from loyalty.services.locks import members_lock
 from loyalty.services.orders import order_amounts_check, order_place
 from loyalty.services.points import activity_record_many, points_credit
+from loyalty.services.rows import rows_insert
 from tiers.selectors import tier_for_spend, tier_pinned, tier_policy, tiers_ranked, window_bounds
 from tiers.services import tier_refresh, tier_spend_apply
 
@@ -52,6 +53,7 @@ class Placed:
     status: str  # created | exists | rejected
     order: Order | None = None
     error: errors.LoyaltyError | None = None
+    lines: list[OrderLine] | None = None  # the lines of an order this batch placed, as written
 
 
 def orders_place_bulk(*, program: Program, drafts: list[OrderDraft], now: datetime | None = None) -> list[Placed]:
@@ -219,8 +221,7 @@ def _place(program, drafts, todo, results, rates, now) -> None:
             device_id=draft.device_id,
             metadata=draft.metadata or {},
         )
-        orders.append((i, order, draft))
-        lines += [
+        order_lines = [
             OrderLine(
                 order=order,
                 sku=x.sku,
@@ -234,6 +235,8 @@ def _place(program, drafts, todo, results, rates, now) -> None:
             )
             for x in draft.lines
         ]
+        orders.append((i, order, draft, order_lines))
+        lines += order_lines
         if start is None or start <= placed_at < end:
             spend[member.pk] += earning.qualifying_base
             reached = tier_for_spend(tiers, spend[member.pk]) if tiers else None
@@ -246,11 +249,11 @@ def _place(program, drafts, todo, results, rates, now) -> None:
                 crossings.append((member, spend[member.pk]))
         last_at[member.pk] = (member, max(placed_at, last_at.get(member.pk, (member, placed_at))[1]))
 
-    Order.objects.bulk_create([order for _, order, _ in orders])
-    OrderLine.objects.bulk_create(lines, batch_size=2000)
+    rows_insert([order for _, order, _, _ in orders])
+    rows_insert(lines)
     activity_record_many(book, last_at=last_at)
     asset = program.primary_asset
-    for i, order, draft in orders:
+    for i, order, draft, order_lines in orders:
         member = order.member
         if order.points_earned:
             points_credit(
@@ -288,9 +291,9 @@ def _place(program, drafts, todo, results, rates, now) -> None:
                 },
                 occurred_at=order.placed_at,
             )
-        results[i] = Placed(order.external_id, "created", order=order)
+        results[i] = Placed(order.external_id, "created", order=order, lines=order_lines)
     for member, spend_then in crossings:  # the tier rule, crossing by crossing, as one by one would
         tier_spend_apply(book, member=member, spend=spend_then)
-    for pk in {order.member_id for _, order, _ in orders if start is None or start <= order.placed_at < end}:
+    for pk in {order.member_id for _, order, _, _ in orders if start is None or start <= order.placed_at < end}:
         tier_spend_apply(book, member=by_member[pk], spend=spend[pk])  # re-qualified: the status may hold longer
     book.commit()

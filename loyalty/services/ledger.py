@@ -42,6 +42,7 @@ from loyalty.models import (
     Program,
     Transaction,
 )
+from loyalty.services.rows import rows_insert
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -226,14 +227,11 @@ class Book:
         assert connection.in_atomic_block, "a Book commits inside the caller's transaction"
         assert not self.committed, "a Book commits once"
         self.committed = True
-        rows = [p.row for p in self.posted]
-        Transaction.objects.bulk_create(rows)
-        Lot.objects.bulk_create(self._new_lots)  # foreign keys to rows created above resolve on save
+        rows_insert([p.row for p in self.posted])
+        rows_insert(self._new_lots)  # foreign keys to rows created above resolve on save
         if self._changed_lots:
             Lot.objects.bulk_update(list(self._changed_lots.values()), ["remaining", "state", "expires_at"])
-        LotMovement.objects.bulk_create(
-            [LotMovement(lot=lot, transaction=p.row, amount=delta) for lot, p, delta in self._movements]
-        )
+        rows_insert([LotMovement(lot=lot, transaction=p.row, amount=delta) for lot, p, delta in self._movements])
         final = self._write_balances()
         entries = []
         running: dict[object, int] = {}
@@ -246,7 +244,7 @@ class Book:
                 )
                 running[key] = after - amount
         entries.reverse()
-        Entry.objects.bulk_create(entries)
+        rows_insert(entries)
         if self.completed_orders:
             Order.objects.filter(pk__in=self.completed_orders, status=OrderStatus.PENDING).update(
                 status=OrderStatus.COMPLETED
@@ -254,7 +252,7 @@ class Book:
         for obj in self._save_after:
             obj.save()
         if self._events:
-            Event.objects.bulk_create(self._events)
+            rows_insert(self._events)
             from loyalty.services.events import events_dispatch
 
             ids = [e.pk for e in self._events]

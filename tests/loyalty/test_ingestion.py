@@ -48,7 +48,10 @@ def drafts_for(prefix, plan):
     ]
 
 
-def test_bulk_gives_exactly_what_one_by_one_gives(program, member_factory, staff):
+@pytest.mark.parametrize("copy", [False, True], ids=["as-is", "every-insert-by-copy"])
+def test_bulk_gives_exactly_what_one_by_one_gives(program, member_factory, staff, monkeypatch, copy):
+    if copy:  # rows_insert takes its COPY path (PostgreSQL) for lists of any length
+        monkeypatch.setattr("loyalty.services.rows.MIN_ROWS", 1)
     EarnRule.objects.create(program=program, name="Welcome", kind=EarnRuleKind.FIRST_ORDER_BONUS, points=100)
     for prefix in ("one", "bulk"):
         for m in range(3):
@@ -214,3 +217,223 @@ def test_the_same_batch_twice_at_once_places_each_order_once(program, member_fac
     results = race(lambda i: orders_place_bulk(program=program, drafts=drafts, now=JUNE), 2)
     assert all(isinstance(r, list) for r in results), results
     assert Order.objects.count() == 20 and Transaction.objects.filter(kind="earn").count() == 20
+
+
+# --- the batch's lean paths give what the serializers give ------------------------------------------
+PLAIN = {
+    "external_id": "L-1",
+    "member": "anna",
+    "currency": "USD",
+    "lines": [
+        {"sku": "SERUM-1", "category": "skincare", "quantity": 1, "unit_price": "42.00", "discount": "2.00"},
+        {"sku": "LIP-7", "category": "makeup", "quantity": 2, "unit_price": "18.50"},
+    ],
+    "tax": "6.20",
+    "shipping": "4.99",
+}
+ORDER_VARIANTS = {  # field -> values to put there (or MISSING to leave it out)
+    "external_id": [
+        "x",
+        " x",
+        "x ",
+        "a/b",
+        "quote",
+        "batch",
+        "",
+        " ",
+        7,
+        7.5,
+        True,
+        None,
+        "é",
+        "x\x00",
+        "\ud800",
+        "x" * 128,
+        "x" * 129,
+    ],
+    "member": ["m", " m", "", 5, None, "m\t", "ü", "m" * 129],
+    "currency": ["EUR", "eur", " EUR", "XXX", "US", "JPY", 1, None, "CHF"],
+    "lines": [[], "x", None, {}, [1], [{"sku": "A", "quantity": 1, "unit_price": "1"}] * 501],
+    "shipping": [
+        "0",
+        "0.00",
+        "-1",
+        "1.005",
+        "1e2",
+        "NaN",
+        "Infinity",
+        "-0",
+        3,
+        3.5,
+        True,
+        None,
+        "",
+        "x",
+        {"amount": "1", "currency": "USD"},
+        {"amount": "1", "currency": "usd"},
+        {"amount": "1", "currency": "EUR"},
+        {"amount": "1", "currency": ""},
+        {"amount": "1"},
+        {"currency": "USD"},
+        {"amount": "1", "currency": "XXX"},
+        "999999999999",
+        "999999999999.01",
+        " 1",
+        "1_000",
+    ],
+    "tax": ["1.50", {"amount": 2}, None, "1.001"],
+    "placed_at": [
+        "2026-06-01T10:00:00Z",
+        "2026-06-01T10:00:00+02:00",
+        "2026-06-01T10:00:00",
+        "2026-06-01",
+        "2099-01-01T00:00:00Z",
+        "yesterday",
+        None,
+        "",
+        12,
+    ],
+    "payment_fingerprint": ["", "fp", " ", " fp", None, "x" * 129],
+    "device_id": ["", "d", None, 3],
+    "metadata": [
+        {},
+        {"a": 1},
+        [],
+        None,
+        "x",
+        {"a": {"b": {"c": {"d": 1}}}},
+        {"a": {"b": {"c": {"d": {"e": 1}}}}},
+        {"a": "x" * 5000},
+        {"a": "\x00"},
+        {1: 2},
+    ],
+    "unknown": ["ignored"],
+}
+LINE_VARIANTS = {
+    "sku": ["A", " A", "", None, 5, "x" * 64, "x" * 65, "ß"],
+    "category": ["", " ", "makeup", None, 3, "x" * 65],
+    "quantity": [1, 100_000, 100_001, 0, -1, "2", 2.0, True, None],
+    "unit_price": [
+        "0",
+        "0.01",
+        "1",
+        1,
+        1.5,
+        "1.5",
+        "-1",
+        "1.001",
+        {"amount": "3", "currency": "USD"},
+        {"amount": "3", "currency": "EUR"},
+        None,
+        "abc",
+        "1e20",
+    ],
+    "discount": ["0", "100", "42.00", "42.01", {"amount": "1"}, None, "-1"],
+    "gift_card": [True, False, "true", 1, 0, None],
+    "unknown": [1],
+}
+MISSING = object()
+
+
+def lean_cases():
+    import copy
+
+    yield PLAIN
+    for field, values in ORDER_VARIANTS.items():
+        for value in [*values, MISSING]:
+            body = copy.deepcopy(PLAIN)
+            body.pop(field, None) if value is MISSING else body.__setitem__(field, value)
+            yield body
+    for field, values in LINE_VARIANTS.items():
+        for value in [*values, MISSING]:
+            body = copy.deepcopy(PLAIN)
+            line = body["lines"][0]
+            line.pop(field, None) if value is MISSING else line.__setitem__(field, value)
+            yield body
+    yield {
+        **PLAIN,
+        "currency": "JPY",
+        "tax": "6",
+        "shipping": "5",
+        "lines": [{"sku": "A", "quantity": 1, "unit_price": "300"}],
+    }
+    yield {**PLAIN, "currency": "JPY", "lines": [{"sku": "A", "quantity": 1, "unit_price": "300"}]}  # 6.20 JPY
+    yield ["not", "an", "object"]
+    yield "x"
+    yield None
+
+
+def serializer_answer(serializer, body):
+    from rest_framework.exceptions import ValidationError
+
+    from loyalty.errors import LoyaltyError
+
+    try:
+        return repr(serializer.run_validation(body)["draft"])
+    except ValidationError as exc:
+        return ("invalid", repr(exc.detail))
+    except LoyaltyError as exc:
+        return (exc.code, exc.message)
+
+
+def test_the_lean_validation_gives_what_the_serializer_gives():
+    from loyalty.api.orders import OrderIn, OrderLean, orders_validate
+
+    serializer = OrderIn()
+    lean = OrderLean(serializer)
+    cases = list(lean_cases())
+    read = 0
+    for body in cases:
+        draft = lean.draft(body)
+        if draft is not None:  # what it decides, it decides as the serializer does
+            assert repr(draft) == serializer_answer(serializer, body), body
+            read += 1
+    assert lean.draft(PLAIN) is not None  # the shape every checkout sends takes the lean path
+    assert read >= 50  # the equivalence above is exercised on many bodies
+    # and the batch's validation answers every body as the serializer alone would
+    for body, (draft, exc) in zip(cases, orders_validate(cases), strict=True):
+        got = repr(draft) if exc is None else serializer_answer(serializer, body)
+        assert got == serializer_answer(serializer, body), body
+
+
+def test_a_batch_shows_a_new_order_as_get_order_shows_it(api, program, member, staff):
+    points_adjust(member=member, points=1000, reason="funds", staff_user=staff, now=JUNE)
+    redemption_hold(program=program, member_external_id="anna", points=500, order_external_id="N-3", ttl_seconds=3600)
+    lines = [
+        {"sku": "SERUM-1", "category": "skincare", "quantity": 3, "unit_price": "42.10", "discount": "2.05"},
+        {"sku": "GIFT", "quantity": 1, "unit_price": {"amount": "50", "currency": "EUR"}, "gift_card": True},
+        {"sku": "LIP-7", "category": "makeup", "quantity": 2, "unit_price": 18},
+    ]
+    orders = [
+        {"external_id": "N-1", "member": "anna", "currency": "EUR", "lines": lines, "tax": "6.20", "shipping": "4.99"},
+        {
+            "external_id": "N-2",
+            "member": "anna",
+            "currency": "JPY",
+            "lines": [{"sku": "A", "quantity": 1, "unit_price": "3000"}],
+            "placed_at": "2026-01-02T03:04:05.678901+01:00",
+            "metadata": {"channel": "app"},
+        },
+        {
+            "external_id": "N-3",
+            "member": "anna",
+            "currency": "USD",
+            "lines": [{"sku": "B", "quantity": 1, "unit_price": "400"}],
+        },
+        {
+            "external_id": "N-4",
+            "member": "anna",
+            "currency": "gbp",
+            "lines": [{"sku": "C", "quantity": 1, "unit_price": 9.99}],
+        },
+    ]
+    batch = api.post("/api/v1/orders/batch/", {"orders": orders}, format="json").json()
+    assert [r["status"] for r in batch["results"]] == ["created"] * 4
+    for result in batch["results"]:
+        assert result["order"] == api.get(f"/api/v1/orders/{result['external_id']}/").json(), result["external_id"]
+    assert {r["order"]["status"] for r in batch["results"]} == {"pending", "completed"}
+    assert batch["results"][2]["order"]["points_payment"] == {"amount": "10.00", "currency": "USD"}
+
+    again = api.post("/api/v1/orders/batch/", {"orders": orders}, format="json").json()  # shown by OrderOut
+    assert [r["status"] for r in again["results"]] == ["exists"] * 4
+    assert [r["order"] for r in again["results"]] == [r["order"] for r in batch["results"]]
