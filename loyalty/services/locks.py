@@ -4,9 +4,33 @@ Every write to a member's balances happens under that member's row lock; decisio
 was this already done) are re-read inside the lock."""
 
 from collections.abc import Iterable
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from django.db import transaction
 
 from loyalty.errors import MemberNotFound
 from loyalty.models import Member, Program
+
+_ROLLED_BACK_WHOLE = ContextVar("rolled_back_whole", default=False)
+
+
+@contextmanager
+def rolled_back_whole():
+    """Run a caller's transaction that is rolled back whole when anything in it fails (the API's
+    POST handlers): the services inside then take no savepoint of their own, two round trips fewer
+    while they hold a member's lock."""
+    token = _ROLLED_BACK_WHOLE.set(True)
+    try:
+        yield
+    finally:
+        _ROLLED_BACK_WHOLE.reset(token)
+
+
+def unit_of_work():
+    """`transaction.atomic()` for a service that locks members: a savepoint only where the caller
+    may carry on after a failure."""
+    return transaction.atomic(savepoint=not _ROLLED_BACK_WHOLE.get())
 
 
 def member_lock(*, program: Program, external_id: str) -> Member:

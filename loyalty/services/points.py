@@ -17,7 +17,7 @@ from loyalty.models import (
     Order,
     TransactionKind,
 )
-from loyalty.services.ledger import Book, Posted, rows_update
+from loyalty.services.ledger import Book, Posted, db_value, rows_update
 
 BUCKET_OF_STATE = {LotState.PENDING: AccountKind.PENDING, LotState.AVAILABLE: AccountKind.AVAILABLE}
 
@@ -46,14 +46,10 @@ def activity_record(book: Book, *, member: Member, at: datetime) -> None:
     (never reviving points already past their expiry)."""
     if member.last_activity_at is not None and at <= member.last_activity_at:
         return
-    member.last_activity_at = at
-    Member.objects.filter(pk=member.pk).update(last_activity_at=at)
+    activity_record_many(book, last_at={member.pk: (member, at)})
     if member.program.expiry_policy != ExpiryPolicy.INACTIVITY:
         return
     new_expiry = add_months(at, member.program.expiry_months)
-    Lot.objects.filter(member=member, remaining__gt=0, expires_at__gt=book.now, expires_at__lt=new_expiry).exclude(
-        state=LotState.EXPIRED
-    ).update(expires_at=new_expiry)
     for lots in (lots for (member_id, _), lots in book._lots.items() if member_id == member.pk):
         for lot in lots:
             if lot.expires_at and book.now < lot.expires_at < new_expiry:
@@ -61,27 +57,38 @@ def activity_record(book: Book, *, member: Member, at: datetime) -> None:
 
 
 def activity_record_many(book: Book, *, last_at: dict[int, tuple[Member, datetime]]) -> None:
-    """activity_record for many members in two statements (bulk ingestion)."""
+    """Record the members' activity at their time in `last_at` and, under `inactivity`, push back
+    the expiry of their open lots: one statement on PostgreSQL (it runs under the members' locks,
+    so every round trip counts), two elsewhere."""
     later = {pk: (m, at) for pk, (m, at) in last_at.items() if m.last_activity_at is None or at > m.last_activity_at}
     if not later:
         return
     for member, at in later.values():
         member.last_activity_at = at
-    rows_update(Member._meta.db_table, ["last_activity_at"], [(pk, at) for pk, (_, at) in later.items()])
     program = book.program
     if program.expiry_policy != ExpiryPolicy.INACTIVITY:
+        rows_update(Member._meta.db_table, ["last_activity_at"], [(pk, at) for pk, (_, at) in later.items()])
         return
-    values = [(pk, add_months(at, program.expiry_months)) for pk, (_, at) in later.items()]
-    rows = ", ".join(["(%s, %s)"] * len(values))
+    values = [(pk, at, add_months(at, program.expiry_months)) for pk, (_, at) in later.items()]
+    activity = "activity (member_id, at, new_expiry) AS (VALUES {})".format(", ".join(["(%s, %s, %s)"] * len(values)))
+    members = (
+        "UPDATE loyalty_member SET last_activity_at = activity.at FROM activity "
+        "WHERE loyalty_member.id = activity.member_id"
+    )
+    lots = (
+        "UPDATE loyalty_lot SET expires_at = activity.new_expiry FROM activity "
+        "WHERE loyalty_lot.member_id = activity.member_id AND loyalty_lot.remaining > 0 "
+        "AND loyalty_lot.state <> 'expired' AND loyalty_lot.expires_at > %s "
+        "AND loyalty_lot.expires_at < activity.new_expiry"
+    )
+    params = [db_value(v) for row in values for v in row]
+    now = db_value(book.now)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH activity (member_id, new_expiry) AS (VALUES {rows}) "
-            "UPDATE loyalty_lot SET expires_at = activity.new_expiry FROM activity "
-            "WHERE loyalty_lot.member_id = activity.member_id AND loyalty_lot.remaining > 0 "
-            "AND loyalty_lot.state <> 'expired' AND loyalty_lot.expires_at > %s "
-            "AND loyalty_lot.expires_at < activity.new_expiry",
-            [v for pair in values for v in pair] + [book.now],
-        )
+        if connection.vendor == "postgresql":
+            cursor.execute(f"WITH {activity}, touched AS ({members}) {lots}", [*params, now])
+        else:  # no UPDATE inside WITH
+            cursor.execute(f"WITH {activity} {members}", params)
+            cursor.execute(f"WITH {activity} {lots}", [*params, now])
 
 
 # --- credit and spend ---------------------------------------------------------------------------

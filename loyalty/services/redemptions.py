@@ -1,11 +1,14 @@
 """Points as payment: hold (available -> held, with a time to live), capture (held -> redeemed) or
-void (held -> available, giving each lot back what the hold took)."""
+void (held -> available, giving each lot back what the hold took).
+
+Each runs under the member's row lock, which every other payment of that member waits for, so the
+work under it is kept short: nothing read twice, nothing looked for that cannot be there, and no
+savepoint where the caller rolls back whole (`unit_of_work`)."""
 
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from loyalty import errors
@@ -25,7 +28,7 @@ from loyalty.models import (
 )
 from loyalty.money import points_value, to_base
 from loyalty.services.ledger import Book
-from loyalty.services.locks import member_lock, members_lock
+from loyalty.services.locks import member_lock, members_lock, unit_of_work
 from loyalty.services.points import activity_record, available_spend, lots_consume, lots_settle
 
 
@@ -73,7 +76,7 @@ def redemption_hold(
             )
         if value > base:
             raise errors.RedemptionStepError(f"{points} points are worth {value}, more than the order")
-    with transaction.atomic():
+    with unit_of_work():
         member = member_lock(program=program, external_id=member_external_id)
         if member.status == MemberStatus.CLOSED:
             raise errors.MemberClosed()
@@ -108,7 +111,7 @@ def redemption_capture(*, program: Program, redemption_id: int, now: datetime | 
     """Capture a hold. Capturing a captured hold returns it unchanged; an expired or voided hold is
     refused."""
     now = now or timezone.now()
-    with transaction.atomic():
+    with unit_of_work():
         redemption, member = _lock(program=program, redemption_id=redemption_id)
         if redemption.status == RedemptionStatus.CAPTURED:
             return redemption
@@ -150,7 +153,7 @@ def redemption_void(*, program: Program, redemption_id: int, now: datetime | Non
     """Void a hold: its points go back to available. Voiding a voided or expired hold returns it
     unchanged; a captured hold cannot be voided."""
     now = now or timezone.now()
-    with transaction.atomic():
+    with unit_of_work():
         redemption, member = _lock(program=program, redemption_id=redemption_id)
         if redemption.status in (RedemptionStatus.VOIDED, RedemptionStatus.EXPIRED):
             return redemption
@@ -168,7 +171,9 @@ def _lock(*, program: Program, redemption_id: int) -> tuple[Redemption, Member]:
     if member_id is None:
         raise errors.RedemptionNotFound(f"No redemption {redemption_id}")
     [member] = members_lock(member_ids=[member_id])
-    return Redemption.objects.select_related("asset").get(pk=redemption_id), member  # re-read in the lock
+    redemption = Redemption.objects.select_related("asset").get(pk=redemption_id)  # re-read in the lock
+    redemption.member = member
+    return redemption, member
 
 
 def hold_release(book: Book, *, member: Member, redemption: Redemption, status: str) -> None:
@@ -232,7 +237,11 @@ def _inactivity_lapse(member: Member) -> datetime | None:
 
 
 def holds_release_expired(book: Book, *, member: Member) -> None:
-    """Void the member's holds whose time to live has run out (status `expired`)."""
+    """Void the member's holds whose time to live has run out (status `expired`).
+
+    A member with nothing held has no hold to look for (their buckets are read anyway)."""
+    if not any(a.balance for a in book.accounts(member) if a.kind == AccountKind.HELD):
+        return
     stale = Redemption.objects.filter(member=member, status=RedemptionStatus.HELD, expires_at__lte=book.now)
     for redemption in stale.select_related("asset"):
         hold_release(book, member=member, redemption=redemption, status=RedemptionStatus.EXPIRED)

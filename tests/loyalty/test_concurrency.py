@@ -64,6 +64,43 @@ def test_the_same_order_posted_10_times_at_once_with_one_key_earns_once(program,
     assert Transaction.objects.filter(kind=TransactionKind.EARN).count() == 1
 
 
+def test_the_same_hold_posted_10_times_at_once_with_one_key_holds_once(program, member):
+    # Given 1,500 available points, and a checkout that retries its hold 10 times at once
+    place_order(program, member, "1500.00", placed_at=JUNE - timedelta(days=40))
+    clients = [client_for(program) for _ in range(10)]
+    body = {"member": "anna", "points": 500, "order_external_id": "C-1"}
+
+    # When the 10 copies race (each runs until it finds the first one's answer under the key)
+    responses = race(
+        lambda i: clients[i].post("/api/v1/redemptions/", body, format="json", HTTP_IDEMPOTENCY_KEY="hold-key"), 10
+    )
+
+    # Then one hold is made and every copy answers with it
+    assert [r.status_code for r in responses] == [201] * 10
+    assert len({r.content for r in responses}) == 1
+    assert sum(r.get("Idempotent-Replayed") == "true" for r in responses) == 9
+    assert Redemption.objects.count() == 1
+    from django.utils import timezone
+
+    assert member_balances(member=member, now=timezone.now())["PTS"] == {"available": 1000, "pending": 0, "held": 500}
+
+
+def test_a_refused_request_raced_with_one_key_is_refused_once_and_replayed(program, member):
+    # Given 400 points: not enough for a hold of 500
+    place_order(program, member, "400.00", placed_at=JUNE - timedelta(days=40))
+    clients = [client_for(program) for _ in range(8)]
+    body = {"member": "anna", "points": 500}
+
+    responses = race(
+        lambda i: clients[i].post("/api/v1/redemptions/", body, format="json", HTTP_IDEMPOTENCY_KEY="no-key"), 8
+    )
+
+    assert [r.status_code for r in responses] == [422] * 8
+    assert len({r.content for r in responses}) == 1
+    assert sum(r.get("Idempotent-Replayed") == "true" for r in responses) == 7
+    assert not Redemption.objects.exists()
+
+
 def test_the_same_order_posted_10_times_at_once_without_a_key_earns_once(program, member):
     clients = [client_for(program) for _ in range(10)]
     body = {

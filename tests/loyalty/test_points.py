@@ -97,6 +97,19 @@ def test_spending_takes_the_soonest_expiring_lots_first(program, member, staff):
     assert left == {datetime(2027, 2, 1, tzinfo=UTC): 0, datetime(2027, 4, 1, tzinfo=UTC): 200}
 
 
+def test_a_spend_across_lots_with_and_without_an_expiry_writes_both(program, member, staff):
+    # A points credit under `none` never expires; spent together with lots that do, each lot keeps its own
+    program.expiry_policy, program.expiry_months = ExpiryPolicy.FIXED, 12
+    program.save()
+    place_order(program, member, "300.00", placed_at=datetime(2026, 3, 10, tzinfo=UTC))  # expires 2027-04-01
+    program.expiry_policy = ExpiryPolicy.NONE
+    program.save()
+    place_order(program, member, "300.00", placed_at=datetime(2026, 1, 10, tzinfo=UTC))  # never expires
+    points_adjust(member=member, points=-450, reason="test", staff_user=staff, now=JULY_20)
+    left = dict(Lot.objects.values_list("expires_at", "remaining"))
+    assert left == {datetime(2027, 4, 1, tzinfo=UTC): 0, None: 150}
+
+
 def test_staff_credit_is_available_at_once_and_debit_never_overdraws(program, member, staff):
     points_adjust(member=member, points=250, reason="Goodwill: late parcel", staff_user=staff, now=JUNE)
     assert pts(member, JUNE)["available"] == 250
