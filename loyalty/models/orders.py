@@ -63,6 +63,8 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["member", "placed_at"], name="order_member_time"),
             models.Index(fields=["program", "placed_at"], name="order_program_time"),
+            # The maturity job's orders still in their return window (a small, moving set).
+            models.Index(fields=["available_at"], condition=models.Q(status="pending"), name="order_due"),
             # Retention metrics read every order of a program per member (first and last order,
             # counts, spend): an index-only scan in member order on PostgreSQL (docs/metrics.md).
             models.Index(

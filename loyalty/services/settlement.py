@@ -7,9 +7,18 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
-from loyalty.models import IdempotencyRecord, Lot, LotState, Program, Redemption, RedemptionStatus
+from loyalty.models import (
+    IdempotencyRecord,
+    Lot,
+    LotState,
+    Order,
+    OrderStatus,
+    Program,
+    Redemption,
+    RedemptionStatus,
+)
 from loyalty.services.ledger import Book
 from loyalty.services.locks import members_lock
 from loyalty.services.redemptions import member_settle
@@ -46,9 +55,47 @@ def members_settle(*, due: QuerySet, now: datetime, batch: int = BATCH) -> int:
 
 
 def points_mature(now: datetime) -> int:
+    """Post matured pending points (-> members settled), then complete the orders whose return
+    window closed with no points left to mature."""
     # Lots clawed back to nothing while pending just change state: nothing to post.
     Lot.objects.filter(state=LotState.PENDING, remaining=0, matures_at__lte=now).update(state=LotState.AVAILABLE)
-    return members_settle(due=Lot.objects.filter(state=LotState.PENDING, matures_at__lte=now), now=now)
+    settled = members_settle(due=Lot.objects.filter(state=LotState.PENDING, matures_at__lte=now), now=now)
+    orders_complete(now)
+    return settled
+
+
+def orders_complete(now: datetime, *, batch: int = BATCH) -> int:
+    """Orders past their return window with no pending lot (they earned nothing, or a clawback
+    emptied their lot) become `completed` and say `order.matured`, as maturing a lot does for the
+    others; -> orders completed. Rows another run holds are skipped, so two runs complete each once."""
+    done = 0
+    pending_lot = Lot.objects.filter(order=OuterRef("pk"), state=LotState.PENDING)
+    while True:
+        with transaction.atomic():
+            orders = list(
+                Order.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("program", "member")
+                .filter(status=OrderStatus.PENDING, available_at__lte=now)
+                .exclude(Exists(pending_lot))
+                .order_by("pk")[:batch]
+            )
+            if not orders:
+                return done
+            Order.objects.filter(pk__in=[o.pk for o in orders]).update(status=OrderStatus.COMPLETED)
+            by_program = defaultdict(list)
+            for order in orders:
+                by_program[order.program_id].append(order)
+            for group in by_program.values():
+                book = Book(program=group[0].program, now=now)
+                for order in group:
+                    book.emit(
+                        "order.matured",
+                        order.member,
+                        {"order": order.external_id, "points": order.points_earned},
+                        occurred_at=order.available_at,
+                    )
+                book.commit()
+        done += len(orders)
 
 
 def points_expire(now: datetime) -> int:

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from loyalty.errors import InsufficientPoints
-from loyalty.models import ExpiryPolicy, Lot, LotState, Order, OrderStatus, Transaction, TransactionKind
+from loyalty.models import Event, ExpiryPolicy, Lot, LotState, Order, OrderStatus, Transaction, TransactionKind
 from loyalty.selectors.members import member_balances, member_expiring
 from loyalty.services.adjustments import points_adjust
 from loyalty.services.redemptions import redemption_hold
@@ -34,6 +34,20 @@ def test_points_are_pending_for_the_window_then_available(program, member):
     order.refresh_from_db()
     assert order.status == OrderStatus.COMPLETED
     assert pts(member, JUNE + timedelta(days=31)) == {"available": 100, "pending": 0, "held": 0}
+
+
+def test_an_order_that_earned_nothing_completes_when_its_window_closes(program, member):
+    order = place_order(program, member, "0.50", placed_at=JUNE)
+    assert order.points_earned == 0 and not Lot.objects.exists()
+    matured = Event.objects.filter(type="order.matured")
+    points_mature(JUNE + timedelta(days=29))
+    assert Order.objects.get().status == OrderStatus.PENDING and not matured.exists()
+    points_mature(JUNE + timedelta(days=30))
+    points_mature(JUNE + timedelta(days=31))  # a second run completes nothing twice
+    assert Order.objects.get().status == OrderStatus.COMPLETED
+    assert [(e.member_id, e.properties, e.occurred_at) for e in matured] == [
+        (member.pk, {"order": order.external_id, "points": 0}, JUNE + timedelta(days=30))
+    ]
 
 
 def test_matured_points_are_spendable_before_the_job_runs(program, member):
