@@ -443,6 +443,7 @@ def main() -> int:
     parser.add_argument("--show-queries", action="store_true", help="print the last batch's statements")
     parser.add_argument("--golden", help="write the golden scenario's answers and rows to this directory")
     parser.add_argument("--rebuild", action="store_true", help="build the template database again")
+    parser.add_argument("--keep", action="store_true", help="keep the database bench_profile_batch afterwards")
     args = parser.parse_args()
     stack = databases(args.rebuild)
     try:
@@ -455,7 +456,8 @@ def main() -> int:
         from django.db import connections
 
         connections.close_all()
-        stack.drop()
+        if not args.keep:
+            stack.drop()
     return 0
 
 

@@ -20,6 +20,7 @@ def minor_units(currency: str) -> int:
     return get_currency_precision(currency)
 
 
+@cache
 def quantum(currency: str) -> Decimal:
     return Decimal(1).scaleb(-minor_units(currency))
 

@@ -40,7 +40,7 @@ from loyalty.services.ledger import Book
 from loyalty.services.locks import members_lock
 from loyalty.services.orders import order_amounts_check, order_place
 from loyalty.services.points import activity_record_many, points_credit
-from loyalty.services.rows import rows_insert
+from loyalty.services.rows import row_new, rows_insert
 from tiers.selectors import tier_for_spend, tier_pinned, tier_policy, tiers_ranked, window_bounds
 from tiers.services import tier_refresh, tier_spend_apply
 
@@ -195,7 +195,8 @@ def _place(program, drafts, todo, results, rates, now) -> None:
             points_payment=payment,
         )
         ordered_before.add(member.pk)
-        order = Order(
+        order = row_new(
+            Order,
             program=program,
             member=member,
             external_id=draft.external_id,
@@ -222,7 +223,8 @@ def _place(program, drafts, todo, results, rates, now) -> None:
             metadata=draft.metadata or {},
         )
         order_lines = [
-            OrderLine(
+            row_new(
+                OrderLine,
                 order=order,
                 sku=x.sku,
                 category=x.category,

@@ -42,7 +42,7 @@ from loyalty.models import (
     Program,
     Transaction,
 )
-from loyalty.services.rows import rows_insert
+from loyalty.services.rows import row_new, rows_insert
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -149,8 +149,8 @@ class Book:
                     )
                 account.balance = new_balance
                 self._versions[account.pk] = self._versions.get(account.pk, 0) + 1
-        row = Transaction(
-            program=self.program, member=member, kind=kind, effective_at=effective_at or self.now, **fields
+        row = row_new(
+            Transaction, program=self.program, member=member, kind=kind, effective_at=effective_at or self.now, **fields
         )
         posted = Posted(row=row, legs=legs)
         self.posted.append(posted)
@@ -207,7 +207,8 @@ class Book:
     def emit(self, type: str, member: Member | None, properties: dict | None = None, *, occurred_at=None) -> None:
         """Record a domain event in the same transaction (the outbox of badges and webhooks)."""
         self._events.append(
-            Event(
+            row_new(
+                Event,
                 program=self.program,
                 member=member,
                 type=type,
@@ -241,7 +242,9 @@ class Book:
                 [(lot.pk, lot.remaining, lot.state, lot.expires_at) for lot in self._changed_lots.values()],
                 types={"expires_at": "timestamptz"},  # may be NULL
             )
-        rows_insert([LotMovement(lot=lot, transaction=p.row, amount=delta) for lot, p, delta in self._movements])
+        rows_insert(
+            [row_new(LotMovement, lot=lot, transaction=p.row, amount=delta) for lot, p, delta in self._movements]
+        )
         final = self._write_balances()
         entries = []
         running: dict[object, int] = {}
@@ -250,7 +253,13 @@ class Book:
                 key = _key(account)
                 after = running.get(key, final[key])
                 entries.append(
-                    Entry(transaction=p.row, account_id=_account_id(account, final), amount=amount, balance_after=after)
+                    row_new(
+                        Entry,
+                        transaction=p.row,
+                        account_id=_account_id(account, final),
+                        amount=amount,
+                        balance_after=after,
+                    )
                 )
                 running[key] = after - amount
         entries.reverse()

@@ -18,6 +18,7 @@ from loyalty.models import (
     TransactionKind,
 )
 from loyalty.services.ledger import Book, Posted, db_value, rows_update
+from loyalty.services.rows import row_new
 
 BUCKET_OF_STATE = {LotState.PENDING: AccountKind.PENDING, LotState.AVAILABLE: AccountKind.AVAILABLE}
 
@@ -124,7 +125,8 @@ def points_credit(
         **fields,
     )
     lot = book.add_lot(
-        Lot(
+        row_new(
+            Lot,
             member=member,
             asset=asset,
             amount=amount,

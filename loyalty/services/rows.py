@@ -20,7 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, router
 from django.db.models.base import ModelState
 from djmoney.models.fields import MoneyField
 
@@ -53,7 +53,11 @@ def row_new(model: type[M], /, **values) -> M:
     later = []
     for attname, name, default, kind in new.fields:
         if kind == _RELATION and name in values:
-            later.append((name, values.pop(name)))
+            related = values.pop(name)
+            if new.direct and isinstance(related, new.related[name]):
+                _relate(obj, name, attname, related)
+            else:
+                later.append((name, related))
         elif attname in values:
             value = values.pop(attname)
             if kind == _MONEY and value is not None and type(value) is not Decimal:
@@ -84,7 +88,29 @@ class _New:
             kind = _RELATION if field.is_relation else _MONEY if isinstance(field, MoneyField) else _FIELD
             # a plain field's attribute is the instance's own (no descriptor sets it: DeferredAttribute)
             assert kind != _FIELD or not hasattr(type(getattr(model, field.attname, None)), "__set__"), field
-            self.fields.append((field.attname, field.name, field.get_default, kind))
+            plain_default = type(field).get_default is models.Field.get_default  # not ForeignKey's, MoneyField's
+            self.fields.append(
+                (field.attname, field.name, field._get_default if plain_default else field.get_default, kind)
+            )
+        # the values ForwardManyToOneDescriptor.__set__ would set, set here when no router decides
+        self.related = {f.name: f.remote_field.model._meta.concrete_model for f in meta.fields if f.is_relation}
+        self.direct = not router.routers and all(
+            f.many_to_one and not f.one_to_one and f.target_field.primary_key for f in meta.fields if f.is_relation
+        )
+
+
+def _relate(obj, name: str, attname: str, related) -> None:
+    """`obj.<name> = related` as the ORM's descriptor does it when no database router is set: both
+    rows on one database, the id copied, the instance cached."""
+    state = obj._state
+    if state.db is None:
+        state.db = related._state.db or DEFAULT_DB_ALIAS
+    if related._state.db is None:
+        related._state.db = state.db
+    elif related._state.db != state.db:
+        raise ValueError(f"Cannot assign {related!r}: the current database router prevents this relation.")
+    obj.__dict__[attname] = related.pk
+    state.fields_cache[name] = related
 
 
 _new: dict[type, _New] = {}
@@ -107,7 +133,8 @@ def rows_insert(objs: list[M]) -> list[M]:
     columns = _columns(model)
     for obj in objs:
         columns.relate(obj)
-    rows = [[prep(obj) for prep in columns.preps] for obj in objs]  # auto_now_add stamps before the ids
+    db = connections[connection.alias]  # the connection itself: fields use its ops for every value
+    rows = [[prep(obj, db) for prep in columns.preps] for obj in objs]  # auto_now_add stamps before the ids
     connection.validate_no_broken_transaction()
     with connection.cursor() as cursor:
         cursor.execute(
@@ -171,30 +198,30 @@ def _columns(model) -> _Columns:
 
 
 def _prep(field: models.Field):
-    """obj -> the value bulk_create would send for `field`."""
+    """(obj, connection) -> the value bulk_create would send for `field`."""
     attname = field.attname
     save = field.get_db_prep_save
     if field.is_relation:  # the related row's id (copied by relate)
-        return lambda obj: obj.__dict__[attname]
+        return lambda obj, db: obj.__dict__[attname]
     if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-        return lambda obj: (
+        return lambda obj, db: (
             value if isinstance(value := field.pre_save(obj, True), datetime) and value.tzinfo is not None
-            else save(value, connection)
+            else save(value, db)
         )  # fmt: skip
     if isinstance(field, models.DateTimeField):
-        return lambda obj: (
+        return lambda obj, db: (
             value if isinstance(value := obj.__dict__[attname], datetime) and value.tzinfo is not None
-            else save(value, connection)
+            else save(value, db)
         )  # fmt: skip
     plain = _PLAIN.get(field.get_internal_type())
     if plain is None:
-        return lambda obj: save(obj.__dict__[attname], connection)
+        return lambda obj, db: save(obj.__dict__[attname], db)
     if plain is Decimal:  # djmoney's MoneyField keeps a Decimal, or a Money once read
-        return lambda obj: (
+        return lambda obj, db: (
             value if (value := obj.__dict__[attname]) is None or (type(value) is Decimal and value.is_finite())
-            else save(value, connection)
+            else save(value, db)
         )  # fmt: skip
-    return lambda obj: (
+    return lambda obj, db: (
         value if (value := obj.__dict__[attname]) is None or type(value) is plain
-        else save(value, connection)
+        else save(value, db)
     )  # fmt: skip

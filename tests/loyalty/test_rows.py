@@ -111,3 +111,64 @@ def test_rows_insert_refuses_an_unsaved_related_row_as_bulk_create_does(program,
     orders, lines, _ = build(program, member, "x")
     with pytest.raises(ValueError, match="unsaved related object 'order'"):
         rows_insert(lines)
+
+
+def instance_state(obj):
+    values = {k: (type(v), repr(v)) for k, v in obj.__dict__.items() if k != "_state"}
+    cache = {k: id(v) for k, v in obj._state.fields_cache.items()}
+    return values, cache, obj._state.db, obj._state.adding
+
+
+def test_row_new_builds_what_the_model_builds(program, member):
+    from loyalty.models import Lot, Transaction
+    from loyalty.services.rows import row_new
+
+    order = {
+        "program": program,
+        "member": member,
+        "external_id": "R-1",
+        "placed_at": JUNE,
+        "fx_rate": Decimal("1.08"),
+        "currency": "EUR",
+        "base_currency": "USD",
+        "merchandise": Decimal("10.50"),
+        "shipping": Money("1.25", "EUR"),  # through the field
+        "tax": Decimal(0),
+        "total": Decimal("11.75"),
+        "points_payment": Decimal(0),
+        "qualifying": Decimal("10.5"),
+        "qualifying_base": Decimal("11.34"),
+        "spend_base": Decimal("11.34"),
+        "points_earned": 11,
+        "earn_breakdown": [{"rule": "base_rate"}],
+        "available_at": JUNE,
+        "metadata": {"a": 1},
+    }  # refunded*, status, points_reversed, fingerprints, created_at: defaults
+    assert instance_state(row_new(Order, **order)) == instance_state(Order(**order))
+    unsaved = Order(**order)
+    line = {
+        "order": unsaved,
+        "sku": "A",
+        "quantity": 2,
+        "currency": "EUR",
+        "unit_price": Decimal("3.10"),
+        "net": Decimal("6.2"),
+    }
+    assert instance_state(row_new(OrderLine, **line)) == instance_state(OrderLine(**line))
+    event = {"program": program, "member": None, "type": "t", "occurred_at": JUNE}
+    assert instance_state(row_new(Event, **event)) == instance_state(Event(**event))
+    txn = {
+        "program": program,
+        "member": member,
+        "kind": "earn",
+        "effective_at": JUNE,
+        "order": unsaved,
+        "reference": "Order R-1",
+    }
+    assert instance_state(row_new(Transaction, **txn)) == instance_state(Transaction(**txn))
+    lot = {"member_id": member.pk, "asset": program.primary_asset, "amount": 5, "remaining": 5, "state": "pending"}
+    assert instance_state(row_new(Lot, **lot)) == instance_state(Lot(**lot))
+    with pytest.raises(TypeError):
+        row_new(Event, program=program, nonsense=1)
+    with pytest.raises(ValueError, match="must be a"):
+        row_new(Event, program=member)
