@@ -23,6 +23,7 @@ from loyalty.money import Money, has_valid_precision, money_dict
 from loyalty.services.earning import ZERO, LineDraft, OrderDraft
 from loyalty.services.ingestion import MAX_BATCH, orders_place_bulk
 from loyalty.services.orders import RefundLine, order_cancel, order_place, order_quote, order_refund
+from loyalty.services.rows import collection_deferred
 
 MAX_LINES = 500
 FUTURE_TOLERANCE = timedelta(minutes=10)
@@ -500,6 +501,10 @@ class OrderBatchApi(APIView):
     )
     @idempotent
     def post(self, request):
+        with collection_deferred():  # the whole batch: its bodies, drafts, rows and answers
+            return self._post(request)
+
+    def _post(self, request):
         program = request_program(request)
         raw = batch_orders(request.data)
         if raw is None:

@@ -40,7 +40,7 @@ from loyalty.services.ledger import Book
 from loyalty.services.locks import members_lock
 from loyalty.services.orders import order_amounts_check, order_place
 from loyalty.services.points import activity_record_many, points_credit
-from loyalty.services.rows import row_new, rows_insert
+from loyalty.services.rows import collection_deferred, row_new, rows_insert
 from tiers.selectors import tier_for_spend, tier_pinned, tier_policy, tiers_ranked, window_bounds
 from tiers.services import tier_refresh, tier_spend_apply
 
@@ -63,6 +63,11 @@ def orders_place_bulk(*, program: Program, drafts: list[OrderDraft], now: dateti
         raise errors.InvalidInput(
             f"At most {MAX_BATCH} orders per batch", errors=[{"field": "orders", "message": f"more than {MAX_BATCH}"}]
         )
+    with collection_deferred():
+        return _place_all(program, drafts, now)
+
+
+def _place_all(program: Program, drafts: list[OrderDraft], now: datetime) -> list[Placed]:
     results: list[Placed | None] = [None] * len(drafts)
     rates = dict(FxRate.objects.filter(program=program).values_list("currency", "rate"))
     rates[program.base_currency] = Decimal(1)

@@ -3,6 +3,7 @@ thousands of orders, lines, transactions, lots, entries and events):
 
 - `row_new(Model, **values)` builds an instance as `Model(**values)` does, setting the values it is
   given (and the defaults of the rest) without running a descriptor per field;
+- `collection_deferred()` holds Python's cyclic garbage collector back while a bulk path runs;
 - `rows_insert(objs)` is `bulk_create(objs)`: on PostgreSQL the ids come from the table's sequence in
   one statement and the rows go in by COPY. bulk_create prepares every value of every object through
   its field and psycopg adapts every element of the arrays it sends value by value, where COPY
@@ -15,7 +16,11 @@ tests/loyalty/test_rows.py holds both to what the ORM does.
 
 from __future__ import annotations
 
+import gc
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
@@ -38,6 +43,34 @@ _PLAIN = {  # internal type -> the Python type its get_db_prep_save returns as i
     "BooleanField": bool,
     "DecimalField": Decimal,
 }
+
+
+# --- collecting -------------------------------------------------------------------------------------
+@contextmanager
+def collection_deferred() -> Iterator[None]:
+    """Python's cyclic garbage collector waits while a batch runs.
+
+    A batch keeps its ~100,000 objects alive until it answers (bodies, drafts, instances, results):
+    ageing into the oldest generation, they set off 2-3 full collections per batch, each walking
+    every object of the process — a quarter of a batch's CPU (bench/profile_batch.py). What a batch
+    leaves is freed by reference counting as it ends; the collector (one per process, shared by its
+    threads) resumes when the last batch running in the process is done, as it was before."""
+    global _deferring, _was_enabled
+    with _deferring_lock:
+        if _deferring == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _deferring += 1
+    try:
+        yield
+    finally:
+        with _deferring_lock:
+            _deferring -= 1
+            if _deferring == 0 and _was_enabled:
+                gc.enable()
+
+
+_deferring, _was_enabled, _deferring_lock = 0, True, threading.Lock()
 
 
 # --- building ---------------------------------------------------------------------------------------
@@ -128,15 +161,15 @@ def rows_insert(objs: list[M]) -> list[M]:
     if not objs:
         return objs
     model = type(objs[0])
-    if connection.vendor != "postgresql" or len(objs) < MIN_ROWS or any(obj.pk is not None for obj in objs):
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself, not its proxy: used for every value
+    if db.vendor != "postgresql" or len(objs) < MIN_ROWS or any(obj.pk is not None for obj in objs):
         return model.objects.bulk_create(objs)
     columns = _columns(model)
     for obj in objs:
         columns.relate(obj)
-    db = connections[connection.alias]  # the connection itself: fields use its ops for every value
     rows = [[prep(obj, db) for prep in columns.preps] for obj in objs]  # auto_now_add stamps before the ids
-    connection.validate_no_broken_transaction()
-    with connection.cursor() as cursor:
+    db.validate_no_broken_transaction()
+    with db.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
             [columns.table, columns.pk, len(objs)],
@@ -147,13 +180,13 @@ def rows_insert(objs: list[M]) -> list[M]:
             for pk, row in zip(ids, rows, strict=True):
                 row.insert(0, pk)
                 copy.write_row(row)
-        if connection.queries_logged:  # counted and shown like any statement
-            connection.queries_log.append({"sql": columns.copy, "time": f"{time.monotonic() - start:.3f}"})
+        if db.queries_logged:  # counted and shown like any statement
+            db.queries_log.append({"sql": columns.copy, "time": f"{time.monotonic() - start:.3f}"})
     pk_attname = model._meta.pk.attname
     for obj, pk in zip(objs, ids, strict=True):
         obj.__dict__[pk_attname] = pk
         obj._state.adding = False
-        obj._state.db = connection.alias
+        obj._state.db = db.alias
     return objs
 
 

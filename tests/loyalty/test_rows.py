@@ -172,3 +172,27 @@ def test_row_new_builds_what_the_model_builds(program, member):
         row_new(Event, program=program, nonsense=1)
     with pytest.raises(ValueError, match="must be a"):
         row_new(Event, program=member)
+
+
+def test_collection_waits_while_a_batch_runs_and_resumes_after_the_last():
+    import gc
+
+    from loyalty.services.rows import collection_deferred
+
+    assert gc.isenabled()
+    with collection_deferred():
+        assert not gc.isenabled()
+        with collection_deferred():  # two batches at once (threads of one process)
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collection_deferred():
+        raise RuntimeError
+    assert gc.isenabled()
+    gc.disable()  # whoever turned it off keeps it off
+    try:
+        with collection_deferred():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
