@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, Stack, log
+from bench_api import order_body  # the same bodies the batch benchmark sends
 
 MEMBERS = 50_000
 TABLES = {  # table -> ORDER BY (the rows a batch writes)
@@ -41,20 +42,6 @@ TABLES = {  # table -> ORDER BY (the rows a batch writes)
     "loyalty_idempotencyrecord": "id",
     "tiers_tierchange": "id",
 }
-
-
-def order_body(external_id: str, member: str) -> dict:  # bench_api.order_body
-    return {
-        "external_id": external_id,
-        "member": member,
-        "currency": "USD",
-        "lines": [
-            {"sku": "SERUM-1", "category": "skincare", "quantity": 1, "unit_price": "42.00", "discount": "2.00"},
-            {"sku": "LIP-7", "category": "makeup", "quantity": 2, "unit_price": "18.50"},
-        ],
-        "tax": "6.20",
-        "shipping": "4.99",
-    }
 
 
 def databases(rebuild: bool) -> Stack:
