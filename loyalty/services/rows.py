@@ -163,7 +163,8 @@ def rows_insert(objs: list[M]) -> list[M]:
     model = type(objs[0])
     db = connections[DEFAULT_DB_ALIAS]  # the connection itself, not its proxy: used for every value
     if db.vendor != "postgresql" or len(objs) < MIN_ROWS or any(obj.pk is not None for obj in objs):
-        return model.objects.bulk_create(objs)
+        model.objects.bulk_create(objs)  # (it returns a copy of the list)
+        return objs
     columns = _columns(model)
     for obj in objs:
         columns.relate(obj)
