@@ -13,6 +13,12 @@ entries and events in a fixed order:
   as late as possible, so concurrent postings for different members neither deadlock nor queue on
   one hot row;
 - every entry gets the balance after it, and the legs of every transaction sum to zero per asset.
+
+A payment holds its member's lock until its transaction commits, and every round trip under the
+lock counts (a hot member's payments queue on it): on PostgreSQL a book of a few rows is written in
+two round trips, one that takes the new rows' ids and one that sends every write together
+(psycopg's pipeline mode). Bigger books (batches, jobs) write each table in one statement, by COPY
+from 50 rows (loyalty.services.rows); so does every book on SQLite.
 """
 
 from __future__ import annotations
@@ -42,7 +48,15 @@ from loyalty.models import (
     Program,
     Transaction,
 )
-from loyalty.services.rows import row_new, rows_insert
+from loyalty.services.rows import (
+    MIN_ROWS,
+    ids_take,
+    insert_statement,
+    pipeline_supported,
+    row_new,
+    rows_insert,
+    statements_run,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -81,6 +95,8 @@ class Book:
         self._events: list[Event] = []
         self.completed_orders: set[int] = set()  # orders whose points matured in this book
         self._save_after: list = []
+        self._writes: list[tuple[object, list[str] | None]] = []
+        self._completed_written = False
         self.committed = False
 
     # --- accounts -------------------------------------------------------------------------------
@@ -228,20 +244,47 @@ class Book:
         )
 
     # --- commit ---------------------------------------------------------------------------------
+    def write(self, obj, *, fields: list[str] | None = None) -> None:
+        """Save a row that goes with this book's postings (a redemption, its new status) with the
+        book's own writes: an insert when `fields` is None, else an update of `fields`. A new row's
+        id is taken before (`rows.id_take`); where the database gives ids only on insert (None), it
+        is saved now, as its id is needed at once."""
+        if fields is None and obj.pk is None:
+            obj.save(force_insert=True)
+        else:
+            self._writes.append((obj, fields))
+
     def commit(self) -> None:
         """Write everything posted, in an order that keeps locks short and deadlock-free."""
         assert connection.in_atomic_block, "a Book commits inside the caller's transaction"
         assert not self.committed, "a Book commits once"
         self.committed = True
+        if (
+            pipeline_supported()
+            and max(len(self.posted), len(self._new_lots), len(self._movements), len(self._events)) < MIN_ROWS
+        ):
+            self._commit_together()
+        else:
+            self._commit_rows()
+        if self.completed_orders and not self._completed_written:
+            Order.objects.filter(pk__in=self.completed_orders, status=OrderStatus.PENDING).update(
+                status=OrderStatus.COMPLETED
+            )
+        for obj in self._save_after:
+            obj.save()
+        if self._events:
+            from loyalty.services.events import events_dispatch
+
+            ids = [e.pk for e in self._events]
+            transaction.on_commit(lambda: events_dispatch(event_ids=ids))
+
+    def _commit_rows(self) -> None:
+        for obj, fields in self._writes:
+            obj.save(force_insert=fields is None, update_fields=fields)
         rows_insert([p.row for p in self.posted])
         rows_insert(self._new_lots)  # foreign keys to rows created above resolve on save
         if self._changed_lots:
-            rows_update(
-                Lot._meta.db_table,
-                ["remaining", "state", "expires_at"],
-                [(lot.pk, lot.remaining, lot.state, lot.expires_at) for lot in self._changed_lots.values()],
-                types={"expires_at": "timestamptz"},  # may be NULL
-            )
+            rows_update(Lot._meta.db_table, *self._lots_changed())
         rows_insert(
             [row_new(LotMovement, lot=lot, transaction=p.row, amount=delta) for lot, p, delta in self._movements]
         )
@@ -264,21 +307,82 @@ class Book:
                 running[key] = after - amount
         entries.reverse()
         rows_insert(entries)
-        if self.completed_orders:
-            Order.objects.filter(pk__in=self.completed_orders, status=OrderStatus.PENDING).update(
-                status=OrderStatus.COMPLETED
-            )
-        for obj in self._save_after:
-            obj.save()
+        rows_insert(self._events)
+
+    def _commit_together(self) -> None:
+        """The same writes as `_commit_rows`, sent in one round trip after one that takes the new
+        rows' ids. A system account's entries are inserted by the statement that updates its
+        balance (their balances after are counted back from its RETURNING), so, as on the other
+        path, they are numbered only once that row is locked."""
+        new_lots = self._new_lots
+        ids = ids_take({Transaction: len(self.posted), Lot: len(new_lots), Event: len(self._events)})
+        for rows, model in ((self.posted, Transaction), (new_lots, Lot), (self._events, Event)):
+            for row, pk in zip(rows, ids[model], strict=True):
+                (row.row if model is Transaction else row).pk = pk
+        statements = [_written(obj, fields) for obj, fields in self._writes]
+        for rows in ([p.row for p in self.posted], new_lots):
+            if rows:
+                statements.append(insert_statement(rows))
+        if self._changed_lots:
+            statements += update_statements(Lot._meta.db_table, *self._lots_changed())
+        if self._movements:
+            movements = [row_new(LotMovement, lot=lot, transaction=p.row, amount=d) for lot, p, d in self._movements]
+            statements.append(insert_statement(movements, with_ids=False))
+        member_accounts, system_deltas = self._balance_changes()
+        statements += update_statements(
+            Account._meta.db_table, ["balance", "version"], [(a.pk, a.balance, a.version) for a in member_accounts]
+        )
+        member_entries, system_entries = [], defaultdict(list)
+        later: dict[object, int] = defaultdict(int)  # what the legs after this one add to its account
+        for p in reversed(self.posted):
+            for account, amount in reversed(p.legs):
+                if isinstance(account, Account):
+                    entry = row_new(
+                        Entry,
+                        transaction=p.row,
+                        account_id=account.pk,
+                        amount=amount,
+                        balance_after=account.balance - later[account.pk],
+                    )
+                    member_entries.append(entry)
+                    later[account.pk] += amount
+                else:
+                    system_entries[account].append((p.row.pk, amount, later[account]))
+                    later[account] += amount
+        if member_entries:
+            member_entries.reverse()
+            statements.append(insert_statement(member_entries, with_ids=False))
+        system_refs, first_system = sorted(system_deltas), len(statements)
+        statements += [_system_statement(self.program.pk, r, *system_deltas[r], system_entries[r]) for r in system_refs]
         if self._events:
-            rows_insert(self._events)
-            from loyalty.services.events import events_dispatch
+            statements.append(insert_statement(self._events))
+        if self.completed_orders:
+            statements.append(
+                (
+                    "UPDATE loyalty_order SET status = %s WHERE id = ANY(%s) AND status = %s",
+                    [OrderStatus.COMPLETED.value, sorted(self.completed_orders), OrderStatus.PENDING.value],
+                )
+            )
+            self._completed_written = True
+        written = statements_run(statements)
+        for ref, count in zip(system_refs, written[first_system:]):
+            if not count:  # the shard was never created: create it, and write its balance and entries now
+                Account.objects.bulk_create(
+                    [Account(program_id=self.program.pk, asset_id=ref.asset_id, kind=ref.kind, shard=ref.shard)],
+                    ignore_conflicts=True,
+                )
+                statements_run([_system_statement(self.program.pk, ref, *system_deltas[ref], system_entries[ref])])
 
-            ids = [e.pk for e in self._events]
-            transaction.on_commit(lambda: events_dispatch(event_ids=ids))
+    def _lots_changed(self):
+        return (
+            ["remaining", "state", "expires_at"],
+            [(lot.pk, lot.remaining, lot.state, lot.expires_at) for lot in self._changed_lots.values()],
+            {"expires_at": "timestamptz"},  # may be NULL
+        )
 
-    def _write_balances(self) -> dict[object, int]:
-        """Apply the balance changes; -> final balance by account key (and system ids)."""
+    def _balance_changes(self) -> tuple[list[Account], dict[SystemAccount, list[int]]]:
+        """The member accounts posted to (their new balance and version set), in id order, and
+        each system account's change and number of postings."""
         member_accounts = {}
         system_deltas: dict[SystemAccount, list[int]] = defaultdict(lambda: [0, 0])
         for p in self.posted:
@@ -288,13 +392,17 @@ class Book:
                 else:
                     system_deltas[account][0] += amount
                     system_deltas[account][1] += 1
-        final: dict[object, int] = {}
         changed = []
         for pk in sorted(member_accounts):
             account = member_accounts[pk]
             account.version += self._versions.pop(pk, 0)
             changed.append(account)
-            final[("m", pk)] = account.balance
+        return changed, system_deltas
+
+    def _write_balances(self) -> dict[object, int]:
+        """Apply the balance changes; -> final balance by account key (and system ids)."""
+        changed, system_deltas = self._balance_changes()
+        final: dict[object, int] = {("m", a.pk): a.balance for a in changed}
         rows_update(Account._meta.db_table, ["balance", "version"], [(a.pk, a.balance, a.version) for a in changed])
         with connection.cursor() as cursor:
             for ref in sorted(system_deltas):
@@ -311,26 +419,33 @@ class Book:
         return final
 
 
-def rows_update(table: str, columns: list[str], rows: list[tuple], *, batch: int = 1000, types=None) -> None:
-    """Set `columns` of many rows by id, one statement per `batch` rows: `rows` are (id, *values).
+def rows_update(table: str, columns: list[str], rows: list[tuple], types=None) -> None:
+    """Set `columns` of many rows by id, one statement per 1,000 rows: `rows` are (id, *values)."""
+    with connection.cursor() as cursor:
+        for sql, params in update_statements(table, columns, rows, types):
+            cursor.execute(sql, params)
 
-    `UPDATE ... FROM (VALUES ...)` is one short statement where bulk_update builds a CASE WHEN per
-    row and column (its compilation was a sixth of a bulk ingestion's time, and an eighth of a
-    hold's work under the member's lock). The VALUES list types each column by its first row, so a
-    column that may hold NULL names its PostgreSQL type in `types`."""
-    if not rows:
-        return
+
+def update_statements(table: str, columns: list[str], rows: list[tuple], types=None, *, batch: int = 1000):
+    """`rows_update`'s statements. `UPDATE ... FROM (VALUES ...)` is one short statement where
+    bulk_update builds a CASE WHEN per row and column (its compilation was a sixth of a bulk
+    ingestion's time, and an eighth of a hold's work under the member's lock). The VALUES list types
+    each column by its first row, so a column that may hold NULL names its PostgreSQL type in
+    `types`."""
     quote = connection.ops.quote_name
     casts = {c: f"::{t}" for c, t in (types or {}).items()} if connection.vendor == "postgresql" else {}
     sets = ", ".join(f"{quote(c)} = v.column{i}{casts.get(c, '')}" for i, c in enumerate(columns, 2))
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), batch):
-            part = rows[start : start + batch]
-            values = ", ".join(["(" + ", ".join(["%s"] * (len(columns) + 1)) + ")"] * len(part))
-            cursor.execute(
+    statements = []
+    for start in range(0, len(rows), batch):
+        part = rows[start : start + batch]
+        values = ", ".join(["(" + ", ".join(["%s"] * (len(columns) + 1)) + ")"] * len(part))
+        statements.append(
+            (
                 f"UPDATE {quote(table)} SET {sets} FROM (VALUES {values}) AS v WHERE {quote(table)}.id = v.column1",
                 [db_value(value) for row in part for value in row],
             )
+        )
+    return statements
 
 
 def db_value(value):
@@ -349,6 +464,36 @@ def _update_system(cursor, program_id: int, ref: SystemAccount, delta: int, coun
         [delta, count, program_id, ref.asset_id, ref.kind, ref.shard],
     )
     return cursor.fetchone()
+
+
+def _system_statement(program_id: int, ref: SystemAccount, delta: int, count: int, entries: list[tuple]):
+    """Update a system account's balance and insert its entries, (transaction id, amount, what the
+    later legs add) in reverse posting order, each with its balance after counted back from the
+    new balance."""
+    values = ", ".join(["(%s::bigint, %s::bigint, %s::bigint, %s::bigint)"] * len(entries))
+    return (
+        "WITH s AS (UPDATE loyalty_account SET balance = balance + %s, version = version + %s "
+        "WHERE program_id = %s AND asset_id = %s AND kind = %s AND shard = %s AND member_id IS NULL "
+        "RETURNING id, balance) "
+        "INSERT INTO loyalty_entry (transaction_id, account_id, amount, balance_after) "
+        f"SELECT v.tx, s.id, v.amount, s.balance - v.later FROM s, (VALUES {values}) AS v(n, tx, amount, later) "
+        "ORDER BY v.n DESC",
+        [delta, count, program_id, ref.asset_id, ref.kind, ref.shard]
+        + [value for n, entry in enumerate(entries) for value in (n, *entry)],
+    )
+
+
+def _written(obj, fields: list[str] | None) -> tuple[str, list]:
+    """The statement that saves `obj` as `Book.write` asks."""
+    if fields is None:
+        return insert_statement([obj])
+    table, quote = obj._meta.db_table, connection.ops.quote_name
+    db_fields = [obj._meta.get_field(name) for name in fields]
+    sets = ", ".join(f"{quote(f.column)} = %s" for f in db_fields)
+    return (
+        f"UPDATE {quote(table)} SET {sets} WHERE id = %s",
+        [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in db_fields] + [obj.pk],
+    )
 
 
 def _key(account: Account | SystemAccount):

@@ -30,6 +30,7 @@ from loyalty.money import points_value, to_base
 from loyalty.services.ledger import Book
 from loyalty.services.locks import member_lock, members_lock, unit_of_work
 from loyalty.services.points import activity_record, available_spend, lots_consume, lots_settle
+from loyalty.services.rows import id_take
 
 
 def asset_get(*, program: Program, code: str | None) -> Asset:
@@ -76,13 +77,15 @@ def redemption_hold(
             )
         if value > base:
             raise errors.RedemptionStepError(f"{points} points are worth {value}, more than the order")
+    redemption_id = id_take(Redemption)  # before the lock: the row is written with the book's writes
     with unit_of_work():
         member = member_lock(program=program, external_id=member_external_id)
         if member.status == MemberStatus.CLOSED:
             raise errors.MemberClosed()
         book = Book(program=program, now=now)
         member_settle(book, member=member, asset=asset)
-        redemption = Redemption.objects.create(
+        redemption = Redemption(
+            pk=redemption_id,
             program=program,
             member=member,
             asset=asset,
@@ -93,6 +96,7 @@ def redemption_hold(
             created_at=now,
             expires_at=now + timedelta(seconds=ttl),
         )
+        book.write(redemption)
         available_spend(
             book,
             member=member,
@@ -132,7 +136,7 @@ def redemption_capture(*, program: Program, redemption_id: int, now: datetime | 
             reference=_reference(redemption),
         )
         redemption.status, redemption.settled_at = RedemptionStatus.CAPTURED, now
-        redemption.save(update_fields=["status", "settled_at"])
+        book.write(redemption, fields=["status", "settled_at"])
         activity_record(book, member=member, at=now)
         book.emit(
             "redemption.captured",
@@ -225,7 +229,7 @@ def hold_release(book: Book, *, member: Member, redemption: Redemption, status: 
             states=(LotState.AVAILABLE,),
         )
     redemption.status, redemption.settled_at = status, book.now
-    redemption.save(update_fields=["status", "settled_at"])
+    book.write(redemption, fields=["status", "settled_at"])
 
 
 def _inactivity_lapse(member: Member) -> datetime | None:

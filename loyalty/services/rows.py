@@ -9,7 +9,10 @@ thousands of orders, lines, transactions, lots, entries and events):
   its field and psycopg adapts every element of the arrays it sends value by value, where COPY
   formats a row in C. The values are the ones bulk_create sends: each field's `get_db_prep_save`,
   skipped only for the Python types it returns unchanged. Small lists, and other databases, use
-  bulk_create itself.
+  bulk_create itself;
+- `ids_take({Model: n})` takes ids for rows not written yet, and `insert_statement(objs)` is the
+  INSERT of rows with their ids set, prepared as rows_insert prepares them: for writes sent together
+  in one round trip (`statements_run`, psycopg's pipeline mode), all on PostgreSQL.
 
 tests/loyalty/test_rows.py holds both to what the ORM does.
 """
@@ -25,6 +28,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 
+import psycopg
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, router
 from django.db.models.base import ModelState
 from djmoney.models.fields import MoneyField
@@ -191,6 +195,78 @@ def rows_insert(objs: list[M]) -> list[M]:
     return objs
 
 
+def ids_take(counts: dict[type[models.Model], int]) -> dict[type[models.Model], list[int]]:
+    """Ids for rows of several models not written yet, from their sequences in one statement
+    (PostgreSQL), each model's in ascending order."""
+    parts, params = [], []
+    for tag, (model, count) in enumerate(counts.items()):
+        if not count:
+            continue
+        columns = _columns(model)
+        parts.append(f"SELECT {tag}, nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)")
+        params += [columns.table, columns.pk, count]
+    taken: dict[int, list[int]] = {tag: [] for tag in range(len(counts))}
+    if parts:
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            for tag, pk in cursor.fetchall():
+                taken[tag].append(pk)
+    return {model: sorted(taken[tag]) for tag, model in enumerate(counts)}
+
+
+def id_take(model: type[models.Model]) -> int | None:
+    """An id for one row of `model` not written yet; None where the database gives ids only as it
+    inserts (SQLite)."""
+    return ids_take({model: 1})[model][0] if connection.vendor == "postgresql" else None
+
+
+def insert_statement(objs: list[M], *, with_ids: bool = True) -> tuple[str, list]:
+    """The INSERT of new instances of one model, their ids set beforehand (`ids_take`) or, without
+    ids, left to the table's sequence (rows nothing refers to: entries, lot movements). The values
+    are rows_insert's; the instances count as saved."""
+    model = type(objs[0])
+    db = connections[DEFAULT_DB_ALIAS]
+    columns = _columns(model)
+    params = []
+    for obj in objs:
+        columns.relate(obj)
+        if with_ids:
+            assert obj.pk is not None, f"{model.__name__}: an id is taken before the insert"
+            params.append(obj.pk)
+        params += [prep(obj, db) for prep in columns.preps]
+        obj._state.adding = False
+        obj._state.db = db.alias
+    names = columns.names if with_ids else columns.names[1:]
+    row = "(" + ", ".join(["%s"] * len(names)) + ")"
+    return f"INSERT INTO {columns.table} ({', '.join(names)}) VALUES {', '.join([row] * len(objs))}", params
+
+
+def statements_run(statements: list[tuple[str, list]]) -> list[int]:
+    """Run writes in one round trip (psycopg's pipeline mode, PostgreSQL): they go out together and
+    run in order, the first failure raises (as Django's own error) and the rest do not run.
+    -> the number of rows each one wrote."""
+    db = connections[DEFAULT_DB_ALIAS]
+    db.validate_no_broken_transaction()
+    cursors = []
+    try:
+        with db.cursor() as first, db.wrap_database_errors:
+            cursors.append(first)
+            with first.cursor.connection.pipeline():
+                for n, (sql, params) in enumerate(statements):
+                    cursor = first if n == 0 else db.cursor()
+                    if n:
+                        cursors.append(cursor)
+                    cursor.execute(sql, params)
+            return [cursor.cursor.rowcount for cursor in cursors]
+    finally:
+        for cursor in cursors[1:]:
+            cursor.close()
+
+
+def pipeline_supported() -> bool:
+    return connection.vendor == "postgresql" and psycopg.Pipeline.is_supported()
+
+
 class _Columns:
     def __init__(self, model):
         meta = model._meta
@@ -202,8 +278,8 @@ class _Columns:
         self.pk = meta.pk.column
         self.preps = [_prep(f) for f in fields]
         self.relations = [(f.name, f.attname, f.target_field.attname) for f in fields if f.is_relation]
-        names = ", ".join(quote(c) for c in [meta.pk.column, *(f.column for f in fields)])
-        self.copy = f"COPY {self.table} ({names}) FROM STDIN"
+        self.names = [quote(c) for c in [meta.pk.column, *(f.column for f in fields)]]
+        self.copy = f"COPY {self.table} ({', '.join(self.names)}) FROM STDIN"
 
     def relate(self, obj) -> None:
         """`_prepare_related_fields_for_save`, as bulk_create calls it: the id of a related row saved
