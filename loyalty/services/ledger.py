@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 
-from loyalty.errors import InsufficientPoints
+from loyalty.errors import InsufficientPoints, MemberNotFound
 from loyalty.models import (
     Account,
     AccountKind,
@@ -50,9 +50,12 @@ from loyalty.models import (
 )
 from loyalty.services.rows import (
     MIN_ROWS,
+    ids_parse,
+    ids_statement,
     ids_take,
     insert_statement,
     pipeline_supported,
+    reads_run,
     row_new,
     rows_insert,
     statements_run,
@@ -96,6 +99,8 @@ class Book:
         self.completed_orders: set[int] = set()  # orders whose points matured in this book
         self._save_after: list = []
         self._writes: list[tuple[object, list[str] | None]] = []
+        self._statements: list[tuple[str, list]] = []  # the service's own writes, not run yet
+        self._reserved: dict[type, list[int]] = {}  # ids taken by `lock`
         self._completed_written = False
         self.committed = False
 
@@ -119,11 +124,67 @@ class Book:
     def accounts(self, member: Member) -> list[Account]:
         """All of a member's buckets, in every asset (read once, as `account` reads them)."""
         if member.pk not in self._accounts:
+            self._flush()
             self._accounts[member.pk] = {(a.asset_id, a.kind): a for a in Account.objects.filter(member=member)}
         return list(self._accounts[member.pk].values())
 
+    def lock(
+        self,
+        *,
+        external_id: str | None = None,
+        member_id: int | None = None,
+        asset: Asset | None = None,
+        also=(),
+        ids: dict | None = None,
+    ) -> tuple[Member, list[list]]:
+        """Lock a member (by external id or id) and read, under the lock and in the same round
+        trip on PostgreSQL: their accounts, their open lots of `asset`, the querysets `also`
+        (-> their rows) and ids for the rows the book will write (`ids`, {model: count}: the
+        commit then takes none unless it writes more). A payment's reads, all at once."""
+        from loyalty.services.locks import member_lock_query
+
+        if member_id is not None:
+            of_member = {"member_id": member_id}
+        else:
+            of_member = {"member__program": self.program, "member__external_id": external_id}
+        queries = [
+            member_lock_query(program=self.program, external_id=external_id, member_id=member_id),
+            Account.objects.filter(**of_member),
+        ]
+        if asset is not None:
+            queries.append(_lots_query(asset, **of_member))
+        queries += also
+        ids_sql = ids_statement(ids) if ids and pipeline_supported() else ("", [])
+        if ids_sql[0]:
+            queries.append(ids_sql)
+        self._flush()
+        found = reads_run(queries)
+        if not found[0]:
+            raise MemberNotFound(f"No member {external_id or member_id!r} in program {self.program.code!r}")
+        [member], accounts = found[0], found[1]
+        self._accounts[member.pk] = {(a.asset_id, a.kind): a for a in accounts}
+        if asset is not None:
+            self._lots_keep(member, asset, found[2])
+        if ids_sql[0]:
+            self._reserved = ids_parse(ids, found[-1])
+            found = found[:-1]
+        return member, found[2 + (asset is not None) :]
+
+    def execute(self, sql: str, params: list) -> None:
+        """Run a write of the service's own (the member's last activity) with the book's writes,
+        or before the book next reads, whichever comes first."""
+        self._statements.append((sql, params))
+
+    def _flush(self) -> None:
+        if self._statements:
+            statements, self._statements = self._statements, []
+            with connection.cursor() as cursor:
+                for sql, params in statements:
+                    cursor.execute(sql, params)
+
     def preload(self, members: list[Member]) -> None:
         """Read the accounts of many members in one query (bulk paths)."""
+        self._flush()
         wanted = [m.pk for m in members if m.pk not in self._accounts]
         for pk in wanted:
             self._accounts[pk] = {}
@@ -182,19 +243,17 @@ class Book:
         soonest-expiring first: the order points are spent in."""
         key = (member.pk, asset.pk)
         if key not in self._lots:
-            lots = list(
-                Lot.objects.filter(member=member, asset=asset)
-                .exclude(state=LotState.EXPIRED)
-                .filter(remaining__gt=0)
-                .select_related("order")
-                .order_by(F("expires_at").asc(nulls_last=True), "earned_at", "id")
-            )
-            for lot in lots:
-                lot.member, lot.asset = member, asset  # the objects the book already holds
-            lots += [x for x in self._new_lots if (x.member.pk, x.asset.pk) == key]  # credited, not yet written
-            self.sort_lots(lots)
-            self._lots[key] = lots
+            self._flush()
+            self._lots_keep(member, asset, list(_lots_query(asset, member=member)))
         return self._lots[key]
+
+    def _lots_keep(self, member: Member, asset: Asset, lots: list[Lot]) -> None:
+        for lot in lots:
+            lot.member, lot.asset = member, asset  # the objects the book already holds
+        key = (member.pk, asset.pk)
+        lots += [x for x in self._new_lots if (x.member.pk, x.asset.pk) == key]  # credited, not yet written
+        self.sort_lots(lots)
+        self._lots[key] = lots
 
     def add_lot(self, lot: Lot) -> Lot:
         self._new_lots.append(lot)
@@ -279,6 +338,7 @@ class Book:
             transaction.on_commit(lambda: events_dispatch(event_ids=ids))
 
     def _commit_rows(self) -> None:
+        self._flush()
         for obj, fields in self._writes:
             obj.save(force_insert=fields is None, update_fields=fields)
         rows_insert([p.row for p in self.posted])
@@ -315,11 +375,15 @@ class Book:
         balance (their balances after are counted back from its RETURNING), so, as on the other
         path, they are numbered only once that row is locked."""
         new_lots = self._new_lots
-        ids = ids_take({Transaction: len(self.posted), Lot: len(new_lots), Event: len(self._events)})
+        wanted = {Transaction: len(self.posted), Lot: len(new_lots), Event: len(self._events)}
+        short = {model: max(0, n - len(self._reserved.get(model, ()))) for model, n in wanted.items()}
+        more = ids_take(short) if any(short.values()) else {}
         for rows, model in ((self.posted, Transaction), (new_lots, Lot), (self._events, Event)):
-            for row, pk in zip(rows, ids[model], strict=True):
+            ids = (self._reserved.get(model, []) + more.get(model, []))[: len(rows)]
+            for row, pk in zip(rows, ids, strict=True):
                 (row.row if model is Transaction else row).pk = pk
-        statements = [_written(obj, fields) for obj, fields in self._writes]
+        statements, self._statements = self._statements, []
+        statements += [_written(obj, fields) for obj, fields in self._writes]
         for rows in ([p.row for p in self.posted], new_lots):
             if rows:
                 statements.append(insert_statement(rows))
@@ -365,7 +429,7 @@ class Book:
             )
             self._completed_written = True
         written = statements_run(statements)
-        for ref, count in zip(system_refs, written[first_system:]):
+        for ref, count in zip(system_refs, written[first_system : first_system + len(system_refs)], strict=True):
             if not count:  # the shard was never created: create it, and write its balance and entries now
                 Account.objects.bulk_create(
                     [Account(program_id=self.program.pk, asset_id=ref.asset_id, kind=ref.kind, shard=ref.shard)],
@@ -464,6 +528,17 @@ def _update_system(cursor, program_id: int, ref: SystemAccount, delta: int, coun
         [delta, count, program_id, ref.asset_id, ref.kind, ref.shard],
     )
     return cursor.fetchone()
+
+
+def _lots_query(asset: Asset, **of_member):
+    """A member's open lots of an asset, soonest-expiring first: the order points are spent in."""
+    return (
+        Lot.objects.filter(asset=asset, **of_member)
+        .exclude(state=LotState.EXPIRED)
+        .filter(remaining__gt=0)
+        .select_related("order")
+        .order_by(F("expires_at").asc(nulls_last=True), "earned_at", "id")
+    )
 
 
 def _system_statement(program_id: int, ref: SystemAccount, delta: int, count: int, entries: list[tuple]):

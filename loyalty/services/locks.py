@@ -34,22 +34,25 @@ def unit_of_work():
 
 
 def member_lock(*, program: Program, external_id: str) -> Member:
-    member = (
-        Member.objects.select_for_update(of=("self",))
-        .select_related("program", "program__tier_policy", "tier", "tier_override", "tier_floor")
-        .filter(program=program, external_id=external_id)
-        .first()
-    )
+    member = member_lock_query(program=program, external_id=external_id).first()
     if member is None:
         raise MemberNotFound(f"No member {external_id!r} in program {program.code!r}")
     return member
 
 
+def member_lock_query(*, program: Program | None = None, external_id: str | None = None, member_id: int | None = None):
+    """The query that locks one member, by program and external id or by id (the Book reads what a
+    payment needs with it, in one round trip: `Book.lock`)."""
+    found = {"pk": member_id} if member_id is not None else {"program": program, "external_id": external_id}
+    return _locking().filter(**found)
+
+
 def members_lock(*, member_ids: Iterable[int]) -> list[Member]:
     """Lock several members at once, in primary-key order; -> fresh rows in that order."""
-    return list(
-        Member.objects.select_for_update(of=("self",))
-        .select_related("program", "program__tier_policy", "tier", "tier_override", "tier_floor")
-        .filter(pk__in=set(member_ids))
-        .order_by("pk")
+    return list(_locking().filter(pk__in=set(member_ids)).order_by("pk"))
+
+
+def _locking():
+    return Member.objects.select_for_update(of=("self",)).select_related(
+        "program", "program__tier_policy", "tier", "tier_override", "tier_floor"
     )

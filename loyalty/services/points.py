@@ -17,7 +17,7 @@ from loyalty.models import (
     Order,
     TransactionKind,
 )
-from loyalty.services.ledger import Book, Posted, db_value, rows_update
+from loyalty.services.ledger import Book, Posted, db_value, update_statements
 from loyalty.services.rows import row_new
 
 BUCKET_OF_STATE = {LotState.PENDING: AccountKind.PENDING, LotState.AVAILABLE: AccountKind.AVAILABLE}
@@ -60,7 +60,7 @@ def activity_record(book: Book, *, member: Member, at: datetime) -> None:
 def activity_record_many(book: Book, *, last_at: dict[int, tuple[Member, datetime]]) -> None:
     """Record the members' activity at their time in `last_at` and, under `inactivity`, push back
     the expiry of their open lots: one statement on PostgreSQL (it runs under the members' locks,
-    so every round trip counts), two elsewhere."""
+    so every round trip counts: it goes with the book's writes), two elsewhere."""
     later = {pk: (m, at) for pk, (m, at) in last_at.items() if m.last_activity_at is None or at > m.last_activity_at}
     if not later:
         return
@@ -68,7 +68,10 @@ def activity_record_many(book: Book, *, last_at: dict[int, tuple[Member, datetim
         member.last_activity_at = at
     program = book.program
     if program.expiry_policy != ExpiryPolicy.INACTIVITY:
-        rows_update(Member._meta.db_table, ["last_activity_at"], [(pk, at) for pk, (_, at) in later.items()])
+        for sql, params in update_statements(
+            Member._meta.db_table, ["last_activity_at"], [(pk, at) for pk, (_, at) in later.items()]
+        ):
+            book.execute(sql, params)
         return
     values = [(pk, at, add_months(at, program.expiry_months)) for pk, (_, at) in later.items()]
     activity = "activity (member_id, at, new_expiry) AS (VALUES {})".format(", ".join(["(%s, %s, %s)"] * len(values)))
@@ -84,12 +87,11 @@ def activity_record_many(book: Book, *, last_at: dict[int, tuple[Member, datetim
     )
     params = [db_value(v) for row in values for v in row]
     now = db_value(book.now)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"WITH {activity}, touched AS ({members}) {lots}", [*params, now])
-        else:  # no UPDATE inside WITH
-            cursor.execute(f"WITH {activity} {members}", params)
-            cursor.execute(f"WITH {activity} {lots}", [*params, now])
+    if connection.vendor == "postgresql":
+        book.execute(f"WITH {activity}, touched AS ({members}) {lots}", [*params, now])
+    else:  # no UPDATE inside WITH
+        book.execute(f"WITH {activity} {members}", params)
+        book.execute(f"WITH {activity} {lots}", [*params, now])
 
 
 # --- credit and spend ---------------------------------------------------------------------------

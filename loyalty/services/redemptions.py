@@ -16,6 +16,7 @@ from loyalty.dates import add_months
 from loyalty.models import (
     AccountKind,
     Asset,
+    Event,
     ExpiryPolicy,
     LotMovement,
     LotState,
@@ -24,11 +25,12 @@ from loyalty.models import (
     Program,
     Redemption,
     RedemptionStatus,
+    Transaction,
     TransactionKind,
 )
 from loyalty.money import points_value, to_base
 from loyalty.services.ledger import Book
-from loyalty.services.locks import member_lock, members_lock, unit_of_work
+from loyalty.services.locks import unit_of_work
 from loyalty.services.points import activity_record, available_spend, lots_consume, lots_settle
 from loyalty.services.rows import id_take
 
@@ -79,11 +81,17 @@ def redemption_hold(
             raise errors.RedemptionStepError(f"{points} points are worth {value}, more than the order")
     redemption_id = id_take(Redemption)  # before the lock: the row is written with the book's writes
     with unit_of_work():
-        member = member_lock(program=program, external_id=member_external_id)
+        book = Book(program=program, now=now)
+        member, [stale] = book.lock(
+            external_id=member_external_id,
+            asset=asset,
+            also=[_stale(member__program=program, member__external_id=member_external_id, now=now)],
+            ids={Transaction: 1},
+        )
         if member.status == MemberStatus.CLOSED:
             raise errors.MemberClosed()
-        book = Book(program=program, now=now)
-        member_settle(book, member=member, asset=asset)
+        holds_release_expired(book, member=member, stale=stale)
+        lots_settle(book, member=member, asset=asset)
         redemption = Redemption(
             pk=redemption_id,
             program=program,
@@ -116,14 +124,14 @@ def redemption_capture(*, program: Program, redemption_id: int, now: datetime | 
     refused."""
     now = now or timezone.now()
     with unit_of_work():
-        redemption, member = _lock(program=program, redemption_id=redemption_id)
+        book = Book(program=program, now=now)
+        redemption, member = _lock(book, redemption_id=redemption_id, ids={Transaction: 1, Event: 1})
         if redemption.status == RedemptionStatus.CAPTURED:
             return redemption
         if redemption.status == RedemptionStatus.VOIDED:
             raise errors.HoldVoided(f"Redemption {redemption.pk} was voided")
         if redemption.status == RedemptionStatus.EXPIRED or redemption.expires_at <= now:
             raise errors.HoldExpired(f"Redemption {redemption.pk} expired at {redemption.expires_at.isoformat()}")
-        book = Book(program=program, now=now)
         asset = redemption.asset
         book.move(
             member=member,
@@ -158,24 +166,28 @@ def redemption_void(*, program: Program, redemption_id: int, now: datetime | Non
     unchanged; a captured hold cannot be voided."""
     now = now or timezone.now()
     with unit_of_work():
-        redemption, member = _lock(program=program, redemption_id=redemption_id)
+        book = Book(program=program, now=now)
+        redemption, member = _lock(book, redemption_id=redemption_id)
         if redemption.status in (RedemptionStatus.VOIDED, RedemptionStatus.EXPIRED):
             return redemption
         if redemption.status == RedemptionStatus.CAPTURED:
             raise errors.HoldCaptured(f"Redemption {redemption.pk} was captured")
-        book = Book(program=program, now=now)
         hold_release(book, member=member, redemption=redemption, status=RedemptionStatus.VOIDED)
         lots_settle(book, member=member, asset=redemption.asset)
         book.commit()
     return redemption
 
 
-def _lock(*, program: Program, redemption_id: int) -> tuple[Redemption, Member]:
+def _lock(book: Book, *, redemption_id: int, ids: dict | None = None) -> tuple[Redemption, Member]:
+    """Lock the member of a redemption, and read it again under the lock (with the member's
+    accounts, in the same round trip)."""
+    program = book.program
     member_id = Redemption.objects.filter(program=program, pk=redemption_id).values_list("member_id", flat=True).first()
     if member_id is None:
         raise errors.RedemptionNotFound(f"No redemption {redemption_id}")
-    [member] = members_lock(member_ids=[member_id])
-    redemption = Redemption.objects.select_related("asset").get(pk=redemption_id)  # re-read in the lock
+    member, [[redemption]] = book.lock(
+        member_id=member_id, also=[Redemption.objects.select_related("asset").filter(pk=redemption_id)], ids=ids
+    )
     redemption.member = member
     return redemption, member
 
@@ -240,15 +252,23 @@ def _inactivity_lapse(member: Member) -> datetime | None:
     return add_months(member.last_activity_at, program.expiry_months)
 
 
-def holds_release_expired(book: Book, *, member: Member) -> None:
-    """Void the member's holds whose time to live has run out (status `expired`).
+def holds_release_expired(book: Book, *, member: Member, stale: list[Redemption] | None = None) -> None:
+    """Void the member's holds whose time to live has run out (status `expired`): `stale`, when
+    the caller read them with the lock (`_stale`).
 
     A member with nothing held has no hold to look for (their buckets are read anyway)."""
-    if not any(a.balance for a in book.accounts(member) if a.kind == AccountKind.HELD):
-        return
-    stale = Redemption.objects.filter(member=member, status=RedemptionStatus.HELD, expires_at__lte=book.now)
-    for redemption in stale.select_related("asset"):
+    if stale is None:
+        if not any(a.balance for a in book.accounts(member) if a.kind == AccountKind.HELD):
+            return
+        stale = _stale(member=member, now=book.now)
+    for redemption in stale:
         hold_release(book, member=member, redemption=redemption, status=RedemptionStatus.EXPIRED)
+
+
+def _stale(*, now: datetime, **of_member):
+    return Redemption.objects.filter(status=RedemptionStatus.HELD, expires_at__lte=now, **of_member).select_related(
+        "asset"
+    )
 
 
 def member_settle(book: Book, *, member: Member, asset: Asset) -> None:

@@ -12,7 +12,8 @@ thousands of orders, lines, transactions, lots, entries and events):
   bulk_create itself;
 - `ids_take({Model: n})` takes ids for rows not written yet, and `insert_statement(objs)` is the
   INSERT of rows with their ids set, prepared as rows_insert prepares them: for writes sent together
-  in one round trip (`statements_run`, psycopg's pipeline mode), all on PostgreSQL.
+  in one round trip (`statements_run`, psycopg's pipeline mode), all on PostgreSQL;
+- `reads_run(querysets)` evaluates several querysets in one round trip (pipeline mode again).
 
 tests/loyalty/test_rows.py holds both to what the ORM does.
 """
@@ -29,8 +30,10 @@ from decimal import Decimal
 from typing import TypeVar
 
 import psycopg
+from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, router
 from django.db.models.base import ModelState
+from django.db.models.query import get_related_populators
 from djmoney.models.fields import MoneyField
 
 M = TypeVar("M", bound=models.Model)
@@ -198,19 +201,25 @@ def rows_insert(objs: list[M]) -> list[M]:
 def ids_take(counts: dict[type[models.Model], int]) -> dict[type[models.Model], list[int]]:
     """Ids for rows of several models not written yet, from their sequences in one statement
     (PostgreSQL), each model's in ascending order."""
+    sql, params = ids_statement(counts)
+    return ids_parse(counts, _rows(connections[DEFAULT_DB_ALIAS], sql, params) if sql else [])
+
+
+def ids_statement(counts: dict[type[models.Model], int]) -> tuple[str, list]:
+    """`ids_take`'s statement, to send with others (`reads_run`); "" when no id is wanted."""
     parts, params = [], []
     for tag, (model, count) in enumerate(counts.items()):
-        if not count:
-            continue
-        columns = _columns(model)
-        parts.append(f"SELECT {tag}, nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)")
-        params += [columns.table, columns.pk, count]
+        if count:
+            columns = _columns(model)
+            parts.append(f"SELECT {tag}, nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)")
+            params += [columns.table, columns.pk, count]
+    return " UNION ALL ".join(parts), params
+
+
+def ids_parse(counts: dict[type[models.Model], int], rows: list[tuple]) -> dict[type[models.Model], list[int]]:
     taken: dict[int, list[int]] = {tag: [] for tag in range(len(counts))}
-    if parts:
-        with connection.cursor() as cursor:
-            cursor.execute(" UNION ALL ".join(parts), params)
-            for tag, pk in cursor.fetchall():
-                taken[tag].append(pk)
+    for tag, pk in rows:
+        taken[tag].append(pk)
     return {model: sorted(taken[tag]) for tag, model in enumerate(counts)}
 
 
@@ -261,6 +270,65 @@ def statements_run(statements: list[tuple[str, list]]) -> list[int]:
     finally:
         for cursor in cursors[1:]:
             cursor.close()
+
+
+def reads_run(queries: list) -> list[list]:
+    """Read several things in one round trip on PostgreSQL (pipeline mode), one after another
+    elsewhere: a queryset gives its instances, as `list(queryset)` does (select_related included),
+    an (sql, params) statement its rows. They run in order, so what follows a `select_for_update`
+    is read under its lock."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if not pipeline_supported():
+        return [list(query) if isinstance(query, models.QuerySet) else _rows(db, *query) for query in queries]
+    compiled = []
+    for query in queries:
+        if isinstance(query, models.QuerySet):
+            compiler = query.query.get_compiler(using=query.db)
+            try:
+                compiled.append((compiler, *compiler.as_sql()))
+            except EmptyResultSet:  # (a filter on an empty list)
+                compiled.append((None, "SELECT 1 WHERE false", []))
+        else:
+            compiled.append((None, *query))
+    db.validate_no_broken_transaction()
+    cursors = [db.cursor() for _ in compiled]
+    try:
+        with db.wrap_database_errors:
+            with cursors[0].cursor.connection.pipeline():
+                for cursor, (_, sql, params) in zip(cursors, compiled, strict=True):
+                    cursor.execute(sql, params)
+            rows = [cursor.fetchall() for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
+    return [
+        _instances(db, compiler, found) if compiler is not None else found
+        for (compiler, _, _), found in zip(compiled, rows, strict=True)
+    ]
+
+
+def _rows(db, sql: str, params: list) -> list[tuple]:
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _instances(db, compiler, rows: list[tuple]) -> list:
+    """The instances Django's ModelIterable builds from a compiled queryset's rows."""
+    select, klass_info = compiler.select, compiler.klass_info
+    model, fields = klass_info["model"], klass_info["select_fields"]
+    start, end = fields[0], fields[-1] + 1
+    init_list = [column[0].target.attname for column in select[start:end]]
+    populators = get_related_populators(klass_info, select, db.alias)
+    if compiler.has_extra_select:
+        rows = [row[: compiler.col_count] for row in rows]
+    instances = []
+    for row in compiler.results_iter([rows]):
+        obj = model.from_db(db.alias, init_list, row[start:end])
+        for populator in populators:
+            populator.populate(row, obj)
+        instances.append(obj)
+    return instances
 
 
 def pipeline_supported() -> bool:

@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, connection, transaction
-from django.test.utils import CaptureQueriesContext
 
 from loyalty.models import Account, AccountKind, Entry, Event, Redemption, Transaction, TransactionKind
 from loyalty.services import ledger
@@ -13,6 +12,7 @@ from loyalty.services.ledger import Book
 from loyalty.services.points import lots_settle, points_credit
 from loyalty.services.redemptions import redemption_capture, redemption_hold, redemption_void
 from loyalty.services.rows import ids_take, insert_statement, statements_run
+from loyalty.services.settlement import points_mature
 from tests.conftest import JUNE
 from tests.factories import place_order
 
@@ -71,15 +71,41 @@ def test_both_ways_write_the_same_ledger(program, member_factory, monkeypatch):
             assert account.balance == (last.balance_after if last else 0)
 
 
+def round_trips(run) -> list[list[str]]:
+    """The statements `run` sends, grouped by round trip (those sent together in one pipeline)."""
+    trips: list[tuple[object, list[str]]] = []
+
+    def record(execute, sql, params, many, context):
+        pipeline = connection.connection._pipeline
+        if pipeline is None or not trips or trips[-1][0] is not pipeline:
+            trips.append((pipeline, []))
+        trips[-1][1].append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        run()
+    return [sql for _, sql in trips]
+
+
 @pytest.mark.postgres
-def test_a_hold_is_written_in_one_round_trip_after_the_ids(program, member):
+def test_a_payment_holds_its_members_lock_for_two_round_trips(program, member):
+    """The lock with every read under it, then every write: hold and capture alike."""
     place_order(program, member, "900.00", placed_at=JUNE - timedelta(days=40))
-    with CaptureQueriesContext(connection) as queries:
-        redemption_hold(program=program, member_external_id=member.external_id, points=500, now=JUNE)
-    sql = [q["sql"] for q in queries.captured_queries]
-    first_write = next(n for n, s in enumerate(sql) if s.startswith(("INSERT", "UPDATE", "WITH")))
-    assert "nextval" in sql[first_write - 1]  # the ids, then every write sent together
-    assert all(not s.startswith("SELECT") for s in sql[first_write:])
+    points_mature(JUNE)  # (what matures with the hold takes ids of its own: one round trip more)
+    holds = []
+
+    def hold():
+        holds.append(redemption_hold(program=program, member_external_id=member.external_id, points=500, now=JUNE))
+
+    for run in (hold, lambda: redemption_capture(program=program, redemption_id=holds[0].pk, now=JUNE)):
+        trips = round_trips(run)
+        locked = next(n for n, trip in enumerate(trips) if "FOR UPDATE" in trip[0])
+        under_lock = [trip for trip in trips[locked:] if not trip[0].startswith("RELEASE SAVEPOINT")]
+        assert len(under_lock) == 2, under_lock
+        reads, writes = under_lock
+        assert all(sql.startswith("SELECT") for sql in reads)
+        assert not any(sql.startswith("SELECT") for sql in writes)
+    assert Redemption.objects.get(pk=holds[0].pk).status == "captured"
 
 
 @pytest.mark.postgres
