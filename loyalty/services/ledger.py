@@ -141,12 +141,12 @@ class Book:
         trip on PostgreSQL: their accounts, their open lots of `asset`, the querysets `also`
         (-> their rows) and ids for the rows the book will write (`ids`, {model: count}: the
         commit then takes none unless it writes more). A payment's reads, all at once."""
-        from loyalty.services.locks import member_lock_query
+        from loyalty.services.locks import member_id_query, member_lock_query
 
         if member_id is not None:
             of_member = {"member_id": member_id}
         else:
-            of_member = {"member__program": self.program, "member__external_id": external_id}
+            of_member = {"member_id": member_id_query(program=self.program, external_id=external_id)}
         queries = [
             member_lock_query(program=self.program, external_id=external_id, member_id=member_id),
             Account.objects.filter(**of_member),

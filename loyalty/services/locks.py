@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.db import transaction
+from django.db.models import Subquery
 
 from loyalty.errors import MemberNotFound
 from loyalty.models import Member, Program
@@ -45,6 +46,12 @@ def member_lock_query(*, program: Program | None = None, external_id: str | None
     payment needs with it, in one round trip: `Book.lock`)."""
     found = {"pk": member_id} if member_id is not None else {"program": program, "external_id": external_id}
     return _locking().filter(**found)
+
+
+def member_id_query(*, program: Program, external_id: str) -> Subquery:
+    """A member's id by external id, for filters sent before the member is read (`Book.lock`): a
+    scalar subquery, so each table is read by its member index."""
+    return Subquery(Member.objects.filter(program=program, external_id=external_id).values("pk")[:1])
 
 
 def members_lock(*, member_ids: Iterable[int]) -> list[Member]:

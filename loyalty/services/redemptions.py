@@ -30,7 +30,7 @@ from loyalty.models import (
 )
 from loyalty.money import points_value, to_base
 from loyalty.services.ledger import Book
-from loyalty.services.locks import unit_of_work
+from loyalty.services.locks import member_id_query, unit_of_work
 from loyalty.services.points import activity_record, available_spend, lots_consume, lots_settle
 from loyalty.services.rows import id_take
 
@@ -85,7 +85,7 @@ def redemption_hold(
         member, [stale] = book.lock(
             external_id=member_external_id,
             asset=asset,
-            also=[_stale(member__program=program, member__external_id=member_external_id, now=now)],
+            also=[_stale(member_id=member_id_query(program=program, external_id=member_external_id), now=now)],
             ids={Transaction: 1},
         )
         if member.status == MemberStatus.CLOSED:
