@@ -15,10 +15,11 @@ entries and events in a fixed order:
 - every entry gets the balance after it, and the legs of every transaction sum to zero per asset.
 
 A payment holds its member's lock until its transaction commits, and every round trip under the
-lock counts (a hot member's payments queue on it): on PostgreSQL a book of a few rows is written in
-two round trips, one that takes the new rows' ids and one that sends every write together
-(psycopg's pipeline mode). Bigger books (batches, jobs) write each table in one statement, by COPY
-from 50 rows (loyalty.services.rows); so does every book on SQLite.
+lock counts (a hot member's payments queue on it). On PostgreSQL, `lock` sends the member's lock
+and every read a payment makes under it in one round trip (psycopg's pipeline mode), ids for the
+rows to write included, and `commit` sends a book of a few rows in one more (taking ids first only
+if it writes more rows than were foreseen). Bigger books (batches, jobs) write each table in one
+statement, by COPY from 50 rows (loyalty.services.rows); so does every book on SQLite.
 """
 
 from __future__ import annotations

@@ -254,6 +254,8 @@ def statements_run(statements: list[tuple[str, list]]) -> list[int]:
     """Run writes in one round trip (psycopg's pipeline mode, PostgreSQL): they go out together and
     run in order, the first failure raises (as Django's own error) and the rest do not run.
     -> the number of rows each one wrote."""
+    if not statements:
+        return []
     db = connections[DEFAULT_DB_ALIAS]
     db.validate_no_broken_transaction()
     cursors = []
