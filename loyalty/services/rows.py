@@ -254,24 +254,8 @@ def statements_run(statements: list[tuple[str, list]]) -> list[int]:
     """Run writes in one round trip (psycopg's pipeline mode, PostgreSQL): they go out together and
     run in order, the first failure raises (as Django's own error) and the rest do not run.
     -> the number of rows each one wrote."""
-    if not statements:
-        return []
-    db = connections[DEFAULT_DB_ALIAS]
-    db.validate_no_broken_transaction()
-    cursors = []
-    try:
-        with db.cursor() as first, db.wrap_database_errors:
-            cursors.append(first)
-            with first.cursor.connection.pipeline():
-                for n, (sql, params) in enumerate(statements):
-                    cursor = first if n == 0 else db.cursor()
-                    if n:
-                        cursors.append(cursor)
-                    cursor.execute(sql, params)
-            return [cursor.cursor.rowcount for cursor in cursors]
-    finally:
-        for cursor in cursors[1:]:
-            cursor.close()
+    with _pipelined(statements) as cursors:
+        return [cursor.cursor.rowcount for cursor in cursors]
 
 
 def reads_run(queries: list) -> list[list]:
@@ -292,21 +276,33 @@ def reads_run(queries: list) -> list[list]:
                 compiled.append((None, "SELECT 1 WHERE false", []))
         else:
             compiled.append((None, *query))
-    db.validate_no_broken_transaction()
-    cursors = [db.cursor() for _ in compiled]
-    try:
-        with db.wrap_database_errors:
-            with cursors[0].cursor.connection.pipeline():
-                for cursor, (_, sql, params) in zip(cursors, compiled, strict=True):
-                    cursor.execute(sql, params)
-            rows = [cursor.fetchall() for cursor in cursors]
-    finally:
-        for cursor in cursors:
-            cursor.close()
+    with _pipelined([(sql, params) for _, sql, params in compiled]) as cursors:
+        rows = [cursor.fetchall() for cursor in cursors]
     return [
         _instances(db, compiler, found) if compiler is not None else found
         for (compiler, _, _), found in zip(compiled, rows, strict=True)
     ]
+
+
+@contextmanager
+def _pipelined(statements: list[tuple[str, list]]) -> Iterator[list]:
+    """Send statements in one round trip, each on a cursor of its own; -> those cursors, their
+    results in (errors raised as Django's)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if not statements:
+        yield []
+        return
+    db.validate_no_broken_transaction()
+    cursors = [db.cursor() for _ in statements]
+    try:
+        with db.wrap_database_errors:
+            with cursors[0].cursor.connection.pipeline():
+                for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                    cursor.execute(sql, params)
+            yield cursors
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 def _rows(db, sql: str, params: list) -> list[tuple]:
